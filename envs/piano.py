@@ -28,7 +28,8 @@ Reward
 Episode end
     Terminates after ``n_steps`` steps (default 32); never truncates. At the end all notes are released, a
     ``tail_seconds`` release tail is rendered, and ``info`` holds ``"audio"`` (mono float32, in [-1, 1]),
-    ``"midi"`` (a ``pretty_midi.PrettyMIDI``), ``"sample_rate"`` and ``"notes"`` (pitch, start, end, velocity).
+    ``"midi"`` (a ``pretty_midi.PrettyMIDI``), ``"sample_rate"``, ``"notes"`` (pitch, start_s, end_s, velocity)
+    and ``"roll"`` (the episode's piano roll, as in the observation).
 
 Arguments
     ``scorer``, ``reward_mode``, ``n_steps``, ``step_seconds``, ``low_pitch``, ``n_pitches``,
@@ -187,6 +188,7 @@ class PianoEnv(gym.Env):
             "audio": self._audio.copy(),
             "midi": notes_to_midi(notes, self.program),
             "notes": notes,
+            "roll": self._roll[self.history :].copy(),
             "sample_rate": self.sample_rate,
         }
 
@@ -225,10 +227,33 @@ class PianoEnv(gym.Env):
         return reward
 
     def _observation(self) -> np.ndarray:
-        obs = np.empty(self.observation_space.shape, dtype=np.float32)
-        obs[:-1] = self._roll[self._t : self._t + self.history].ravel()
-        obs[-1] = self._t / self.n_steps
-        return obs
+        return roll_observation(self._roll, self._t, self.history, self.n_steps)
+
+
+def roll_observation(padded_roll: np.ndarray, t: int, history: int, n_steps: int) -> np.ndarray:
+    """The observation at step ``t`` from a roll with ``history`` blank rows before step 0 (a new array)."""
+    obs = np.empty(history * padded_roll.shape[1] + 1, dtype=np.float32)
+    obs[:-1] = padded_roll[t : t + history].ravel()
+    obs[-1] = t / n_steps
+    return obs
+
+
+def actions_to_roll(actions: Sequence[int], n_pitches: int = 36, history: int = 0) -> np.ndarray:
+    """The piano roll PianoEnv builds from ``Discrete`` actions (rest/hold/note-on), with ``history`` blank rows first.
+
+    Lets a prior or a monitor see exactly what the agent saw without rendering audio.
+    """
+    roll = np.zeros((len(actions) + history, n_pitches), dtype=np.float32)
+    sounding = -1
+    for t, a in enumerate(actions):
+        if a >= 2:
+            sounding = int(a) - 2
+            roll[history + t, sounding] = 1.0
+        elif a == HOLD and sounding >= 0:
+            roll[history + t, sounding] = 0.5
+        else:
+            sounding = -1
+    return roll
 
 
 def _resolve_scorer(scorer):
@@ -255,7 +280,7 @@ def notes_to_midi(notes: Sequence[tuple[int, float, float, int]], program: int =
     return pm
 
 
-def piano_roll_image(roll: np.ndarray, low_pitch: int, scale: int = 6) -> np.ndarray:
+def piano_roll_image(roll: np.ndarray, low_pitch: int = 48, scale: int = 6) -> np.ndarray:
     """An RGB uint8 image (pitch up, time right) of a (steps, pitches) roll; C rows are shaded for reading."""
     steps, pitches = roll.shape
     img = np.full((pitches, steps, 3), 24, dtype=np.uint8)

@@ -118,6 +118,7 @@ def test_wav_and_midi_round_trip(env, tmp_path):
     assert np.abs(audio - info["audio"]).max() < 1e-4
     notes = pretty_midi.PrettyMIDI(str(mid)).instruments[0].notes
     assert [n.pitch for n in notes] == [48, 60, 72, 55]
+    assert info["roll"].shape == (8, 36) and info["roll"][1, 12] == 1.0 and info["roll"][2, 12] == 0.5
     for n, (p, s, e, v) in zip(notes, info["notes"]):
         assert (n.pitch, n.velocity) == (p, v)
         assert n.start == pytest.approx(s, abs=2e-3) and n.end == pytest.approx(e, abs=2e-3)
@@ -178,3 +179,15 @@ def test_missing_libfluidsynth_names_the_fix():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode != 0
     assert "libfluidsynth could not be loaded" in out.stderr and "apt-get install libfluidsynth3" in out.stderr
+
+
+def test_actions_to_roll_matches_what_the_env_observes(env):
+    from envs.piano import actions_to_roll, roll_observation
+
+    actions = [2, 1, 1, 0, 1, 14, 30, 1]
+    env.reset()
+    roll = actions_to_roll(actions, env.n_pitches, env.history)
+    for t, a in enumerate(actions):
+        obs, *_ = env.step(a)
+        assert np.array_equal(obs, roll_observation(roll, t + 1, env.history, env.n_steps))
+

@@ -1,0 +1,90 @@
+"""The judges of generated music: the proxy rater (the reward), held-out raters, and the simulated listeners.
+
+Only the proxy is ever optimised against. Held-out raters (trained on other folds) and the gold score of the
+simulated listener population measure whether a rising reward is real or the rater being fooled; the real
+corpus excerpts give each judge a reference scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rater.data.listeners import gold_score
+from rater.scorer import DEFAULT_CHECKPOINT, Scorer
+
+
+@dataclass
+class Judges:
+    proxy: Scorer
+    heldout: list[Scorer]
+    rater_path: Path
+    rater_hash: str
+    reference: dict = field(default_factory=dict)
+
+    def score(self, audios: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-piece scores: ``proxy``, ``heldout`` (mean of the held-out raters) and ``gold``."""
+        heldout = np.mean([h(audios) for h in self.heldout], axis=0) if self.heldout else np.full(len(audios), np.nan)
+        return {"proxy": self.proxy(audios), "heldout": heldout.astype(np.float32), "gold": gold_score(audios)}
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def rater_checkpoint(path: str | os.PathLike | None) -> Path:
+    """The rater to use; when none is given and the default is missing, build the data and train it (saying so)."""
+    if path:
+        return Path(path)
+    default = Path(os.environ.get("EARWORM_RATER", DEFAULT_CHECKPOINT))
+    if not default.is_file():
+        print(f"No trained rater at {default}: building the default dataset (if missing) and training the rater "
+              "first (`python train.py --agent rater`).", flush=True)
+        from rater import train as rater_train  # noqa: PLC0415 - only needed on first run
+
+        rater_train.main([])
+    return default
+
+
+def load_judges(path: str | os.PathLike | None, device: str = "auto", with_reference: bool = True) -> Judges:
+    ckpt = rater_checkpoint(path)
+    judges = Judges(
+        proxy=Scorer.load(ckpt, device=device),
+        heldout=Scorer.load_heldout(ckpt, device=device),
+        rater_path=ckpt,
+        rater_hash=file_hash(ckpt),
+    )
+    if with_reference:
+        judges.reference = corpus_reference(judges)
+    return judges
+
+
+def corpus_reference(judges: Judges, max_clips: int = 300) -> dict:
+    """Scores of real, undegraded corpus excerpts from the test split, cached next to the rater checkpoint."""
+    cache = judges.rater_path.with_name(f"reference-{judges.rater_hash}.json")
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from rater.data.build import load_or_build  # noqa: PLC0415 - needs the default dataset
+
+    clips = load_or_build()
+    meta = clips.meta
+    idx = np.flatnonzero(((meta["degradation"] == "none") & (meta["split"] == "test")).to_numpy())[:max_clips]
+    scores = judges.score(clips.waveforms(idx))
+    reference = {"n_clips": int(len(idx))}
+    for name, values in scores.items():
+        reference[name] = {q: float(np.nanpercentile(values, int(q[1:]))) for q in ("p10", "p50", "p90")}
+        reference[name]["mean"] = float(np.nanmean(values))
+    tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(reference, indent=2))
+    os.replace(tmp, cache)
+    return reference

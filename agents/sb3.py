@@ -1,0 +1,170 @@
+"""RL against the frozen rater: PPO (or A2C, DQN, a random baseline) in vectorised PianoEnvs.
+
+Read top to bottom, one run is: resolve the rater (train it if missing) -> build the subprocess envs with
+deferred rewards -> wrap them with the batched rater reward and the real-music prior -> learn with the
+over-optimisation monitor and atomic checkpoints -> evaluate random vs the best checkpoint on what the policy
+never saw (held-out raters, the simulated listeners' gold score, diversity) and print a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+import envs
+from agents.judges import Judges, load_judges
+from agents.monitor import CheckpointEvery, OverOptimisationMonitor, ProgressBar, atomic_save
+from agents.prior import GridConfig, default_prior
+from agents.rollout import collect_episodes, model_policy, random_policy, summarise
+from agents.wrappers import PriorReward, RaterReward
+from rater.cli import parse_args
+
+ALGOS = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+
+
+@dataclass
+class Args:
+    algo: str = field(default="ppo", metadata={"help": "ppo, a2c, dqn, or random (the untrained baseline)"})
+    timesteps: int = field(default=60_000, metadata={"help": "environment steps to train for (all envs together)"})
+    n_envs: int = field(default=os.cpu_count() or 1, metadata={"help": "parallel subprocess envs (default: one per core)"})
+    seed: int = field(default=0, metadata={"help": "seed for the envs, the policy and the evaluation"})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cpu or cuda: for the policy and rater"})
+    run_name: str = field(default="", metadata={"help": "run folder under --runs-dir (default: <algo>-seed<seed>)"})
+    runs_dir: str = field(default="runs", metadata={"help": "where runs are written"})
+    rater: str = field(default="", metadata={"help": "rater checkpoint (default: runs/rater/checkpoints/rater.pt, trained if missing)"})
+    reward_mode: str = field(default="final", metadata={"help": "final (score at episode end) or shaped (score differences)"})
+    beta: float = field(default=0.02, metadata={"help": "weight of log p_prior(action|history) in the reward (0 = off)"})
+    ent_coef: float = field(default=0.01, metadata={"help": "entropy bonus (PPO/A2C)"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "optimiser learning rate"})
+    n_rollout_steps: int = field(default=256, metadata={"help": "steps per env per PPO/A2C rollout"})
+    monitor_every: int = field(default=1, metadata={"help": "log the over-optimisation monitor every N rollouts"})
+    media_every: int = field(default=5, metadata={"help": "log best/median audio and piano rolls every N monitor calls"})
+    checkpoint_every: int = field(default=10_000, metadata={"help": "save an atomic checkpoint every N env steps"})
+    early_stop: bool = field(default=False, metadata={"help": "stop when proxy rises while held-out falls (3 checks)"})
+    eval_episodes: int = field(default=32, metadata={"help": "episodes per policy in the final summary"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in --run-name from its latest checkpoint"})
+
+
+def make_envs(n_envs: int, seed: int, reward_mode: str) -> VecEnv:
+    """Subprocess PianoEnvs that leave scoring to the main process (one batched rater for all envs)."""
+    kwargs = {"scorer": "deferred", "reward_mode": reward_mode}
+
+    def make():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it saves, then closes us
+        return gym.make(f"envs:{envs.ENV_ID}", **kwargs)
+
+    venv = SubprocVecEnv([make] * n_envs) if n_envs > 1 else DummyVecEnv([lambda: gym.make(envs.ENV_ID, **kwargs)])
+    venv.seed(seed)
+    return venv
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for but no CUDA device is visible; use --device auto or cpu.")
+    return device
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(Args, argv, prog="train.py --agent {ppo,a2c,dqn,random}", description=__doc__)
+    if args.algo not in (*ALGOS, "random"):
+        raise SystemExit(f"Unknown --algo {args.algo!r}: choose ppo, a2c, dqn or random.")
+    device = resolve_device(args.device)
+    run_dir = Path(args.runs_dir) / (args.run_name or f"{args.algo}-seed{args.seed}")
+    latest = run_dir / "checkpoints" / "latest.zip"
+    if latest.exists() and not args.resume:
+        raise SystemExit(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-name.")
+    if args.resume and not latest.exists():
+        raise SystemExit(f"--resume: no checkpoint at {latest}; start without --resume.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. The judges: the proxy rater is the reward; held-out raters and the simulated listeners only watch.
+    judges = load_judges(args.rater or None, device=device)
+    grid = GridConfig()
+    prior = default_prior(grid, Path(args.runs_dir) / "prior" / "prior.pt", seed=args.seed) if args.beta > 0 else None
+    config = {**asdict(args), "device": device, "rater_path": str(judges.rater_path), "rater_hash": judges.rater_hash}
+    write_json(run_dir / "config.json", config)
+
+    # 2. Envs render in subprocesses; the rater and the prior score all of them in one batch per step.
+    venv = RaterReward(make_envs(args.n_envs, args.seed, args.reward_mode), judges.proxy, args.reward_mode)
+    if prior is not None:
+        venv = PriorReward(venv, prior, args.beta)
+
+    # 3. Learn, watched by the monitor, checkpointed atomically; Ctrl-C saves and exits cleanly.
+    if args.algo != "random":
+        model = ALGOS[args.algo].load(latest, env=venv, device=device) if args.resume else new_model(args, venv, device)
+        model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+        remaining = max(0, args.timesteps - model.num_timesteps)
+        print(f"{'Resuming' if args.resume else 'Training'} {args.algo.upper()} at step {model.num_timesteps}: "
+              f"{remaining} steps to go on {args.n_envs} env(s), device {device}. "
+              f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}", flush=True)
+        monitor = OverOptimisationMonitor(judges, run_dir / "checkpoints", args.monitor_every, args.media_every, args.early_stop)
+        callbacks = [monitor, CheckpointEvery(latest, args.checkpoint_every), ProgressBar(remaining)]
+        start = time.time()
+        try:
+            model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
+        except KeyboardInterrupt:
+            atomic_save(model, latest)
+            venv.close()
+            raise SystemExit(f"Interrupted at step {model.num_timesteps}: saved {latest}. Continue with --resume.")
+        atomic_save(model, latest)
+        write_json(run_dir / "config.json", {**config, "train_seconds": round(time.time() - start, 1)})
+    venv.close()
+
+    # 4. Judge random vs the best checkpoint (by held-out score) on fresh episodes.
+    summary = summarise_run(args, judges, run_dir)
+    write_json(run_dir / "summary.json", summary)
+    print_summary(summary)
+    return summary
+
+
+def new_model(args: Args, venv: VecEnv, device: str):
+    kwargs = {"learning_rate": args.learning_rate, "seed": args.seed, "device": device, "verbose": 0}
+    if args.algo in ("ppo", "a2c"):
+        kwargs.update(n_steps=args.n_rollout_steps, ent_coef=args.ent_coef)
+    if args.algo == "ppo":
+        kwargs.update(batch_size=256, n_epochs=4)
+    return ALGOS[args.algo]("MlpPolicy", venv, **kwargs)
+
+
+def summarise_run(args: Args, judges: Judges, run_dir: Path) -> dict:
+    rows = {}
+    episodes = collect_episodes(lambda env: random_policy(env, args.seed), args.eval_episodes, args.seed)
+    rows["random"], _ = summarise(episodes, judges)
+    best = run_dir / "checkpoints" / "best.zip"
+    checkpoint = best if best.exists() else run_dir / "checkpoints" / "latest.zip"
+    if args.algo != "random" and checkpoint.exists():
+        model = ALGOS[args.algo].load(checkpoint, device="cpu")
+        episodes = collect_episodes(lambda env: model_policy(model, deterministic=False), args.eval_episodes, args.seed)
+        rows[f"{args.algo} ({checkpoint.stem})"], _ = summarise(episodes, judges)
+    return {"rows": rows, "reference": judges.reference, "episodes": args.eval_episodes, "seed": args.seed}
+
+
+def print_summary(summary: dict) -> None:
+    ref = summary["reference"]
+    cols = ("proxy", "heldout", "gold", "distinct_per_100", "mean_edit_distance", "in_key")
+    print(f"\n{'':24}" + "".join(f"{c:>20}" for c in cols))
+    for name, row in summary["rows"].items():
+        print(f"{name:24}" + "".join(f"{row[c]:20.3f}" for c in cols))
+    if ref:
+        print(f"{'corpus excerpts (p50)':24}" + "".join(f"{ref[c]['p50']:20.3f}" for c in cols[:3]))
+        print(f"{'corpus excerpts (p90)':24}" + "".join(f"{ref[c]['p90']:20.3f}" for c in cols[:3]))
+    print("gold = expected like rate by the simulated listeners; heldout = mean of raters never used as reward.")
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,43 @@
+"""Train an Earworm agent. ``python train.py`` (no flags) runs the main job: PPO against the default rater.
+
+    python train.py --agent rater          # build the default dataset if missing, train the rater ensemble
+    python train.py --agent ppo            # RL against the frozen rater (also a2c, dqn, random)
+    python train.py --agent dream          # gradient ascent on audio against the rater
+    python train.py --agent ppo --help     # every flag of that agent, with its default
+
+The logic lives in the packages (rater/train.py, agents/sb3.py, agents/dream.py); this file only dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+AGENTS = {
+    "ppo": "agents.sb3",
+    "a2c": "agents.sb3",
+    "dqn": "agents.sb3",
+    "random": "agents.sb3",
+    "rater": "rater.train",
+    "dream": "agents.dream",
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False
+    )
+    parser.add_argument("--agent", choices=sorted(AGENTS), default="ppo", help="what to train (default: ppo)")
+    args, rest = parser.parse_known_args(argv)
+    if "--agent" not in argv and rest in (["-h"], ["--help"]):
+        parser.print_help()
+        print("\nAdd --agent NAME --help to see that agent's flags.")
+        return
+    module = importlib.import_module(AGENTS[args.agent])
+    module.main(["--algo", args.agent, *rest] if AGENTS[args.agent] == "agents.sb3" else rest)
+
+
+if __name__ == "__main__":
+    main()
