@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	for f in benchmarks/[a-z]*.py; do m=$$(basename $$f .py); echo "== $$m"; $(PY) -m benchmarks.$$m || exit 1; done
 
 clean:
 	rm -rf runs data .cache

@@ -56,7 +56,10 @@ def rater_checkpoint(path: str | os.PathLike | None) -> Path:
     return default
 
 
-def load_judges(path: str | os.PathLike | None, device: str = "auto", with_reference: bool = True) -> Judges:
+def load_judges(
+    path: str | os.PathLike | None, device: str = "auto", reference_data: str | os.PathLike | None = "data/default"
+) -> Judges:
+    """The proxy and held-out raters of a checkpoint; with ``reference_data``, real excerpts' scores as a scale."""
     ckpt = rater_checkpoint(path)
     judges = Judges(
         proxy=Scorer.load(ckpt, device=device),
@@ -64,19 +67,19 @@ def load_judges(path: str | os.PathLike | None, device: str = "auto", with_refer
         rater_path=ckpt,
         rater_hash=file_hash(ckpt),
     )
-    if with_reference:
-        judges.reference = corpus_reference(judges)
+    if reference_data is not None:
+        judges.reference = corpus_reference(judges, Path(reference_data))
     return judges
 
 
-def corpus_reference(judges: Judges, max_clips: int = 300) -> dict:
-    """Scores of real, undegraded corpus excerpts from the test split, cached next to the rater checkpoint."""
+def corpus_reference(judges: Judges, data_dir: Path, max_clips: int = 300) -> dict:
+    """Scores of real, undegraded excerpts from the test split, cached next to the rater checkpoint."""
     cache = judges.rater_path.with_name(f"reference-{judges.rater_hash}.json")
     if cache.is_file():
         return json.loads(cache.read_text())
-    from rater.data.build import load_or_build  # noqa: PLC0415 - needs the default dataset
+    from rater.data.build import load_or_build  # noqa: PLC0415 - builds the default dataset if missing
 
-    clips = load_or_build()
+    clips = load_or_build(data_dir)
     meta = clips.meta
     idx = np.flatnonzero(((meta["degradation"] == "none") & (meta["split"] == "test")).to_numpy())[:max_clips]
     scores = judges.score(clips.waveforms(idx))

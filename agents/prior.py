@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.metrics import Note, diversity, mean_theory_stats
 from envs.piano import HOLD, REST, actions_to_roll, roll_observation
 
 
@@ -55,6 +56,26 @@ def melody_to_actions(melody: Sequence[tuple[int, float, float]], grid: GridConf
         actions[a] = 2 + pitch + shift - grid.low_pitch
         actions[a + 1 : b] = HOLD
     return actions
+
+
+def actions_to_notes(actions: Sequence[int], grid: GridConfig, step_seconds: float = 0.25) -> list[Note]:
+    """Notes ``(pitch, start_s, end_s, 90)`` of PianoEnv ``Discrete`` actions (rest/hold/note-on)."""
+    notes, current = [], None
+    for t, a in enumerate(actions):
+        if current is not None and a != HOLD:
+            notes.append((current[0], current[1] * step_seconds, t * step_seconds, 90))
+            current = None
+        if a >= 2:
+            current = (grid.low_pitch + int(a) - 2, t)
+    if current is not None:
+        notes.append((current[0], current[1] * step_seconds, len(actions) * step_seconds, 90))
+    return notes
+
+
+def melody_stats(action_seqs: Sequence[np.ndarray], grid: GridConfig) -> dict[str, float]:
+    """Diversity and theory statistics of melodies cut to one episode: the reference for generated pieces."""
+    melodies = [actions_to_notes(m[: grid.n_steps], grid) for m in action_seqs]
+    return {"n": len(melodies), **diversity(melodies), **mean_theory_stats(melodies)}
 
 
 def training_pairs(action_seqs: Sequence[np.ndarray], grid: GridConfig, seed: int = 0):
@@ -172,8 +193,17 @@ def default_prior(grid: GridConfig, path: Path, seed: int = 0) -> NotePrior:
     if Path(path).is_file():
         return load_prior(path, grid)
     print(f"Training the real-music prior (behaviour cloning on corpus melodies) -> {path}", flush=True)
-    model, stats = train_prior(corpus_melodies(grid), grid, seed=seed)
+    melodies = corpus_melodies(grid)
+    model, stats = train_prior(melodies, grid, seed=seed)
+    stats["corpus_melodies"] = melody_stats(melodies, grid)
     print(f"  prior: val NLL {stats['val_nll']:.2f} nats (uniform {stats['uniform_nll']:.2f}), "
           f"accuracy {stats['val_accuracy']:.2f} on {stats['n_pairs']} steps", flush=True)
     save_prior(model, path, stats)
     return model
+
+
+def prior_stats(path: str | os.PathLike) -> dict | None:
+    """The saved prior's statistics (including ``corpus_melodies``), or None when no prior was trained yet."""
+    if not Path(path).is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)["stats"]

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.logger import configure
@@ -43,6 +42,7 @@ class Args:
     run_name: str = field(default="", metadata={"help": "run folder under --runs-dir (default: <algo>-seed<seed>)"})
     runs_dir: str = field(default="runs", metadata={"help": "where runs are written"})
     rater: str = field(default="", metadata={"help": "rater checkpoint (default: runs/rater/checkpoints/rater.pt, trained if missing)"})
+    data: str = field(default="data/default", metadata={"help": "dataset whose real test excerpts give the judges' reference scale"})
     reward_mode: str = field(default="final", metadata={"help": "final (score at episode end) or shaped (score differences)"})
     beta: float = field(default=0.02, metadata={"help": "weight of log p_prior(action|history) in the reward (0 = off)"})
     ent_coef: float = field(default=0.01, metadata={"help": "entropy bonus (PPO/A2C)"})
@@ -91,10 +91,11 @@ def main(argv: list[str] | None = None) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # 1. The judges: the proxy rater is the reward; held-out raters and the simulated listeners only watch.
-    judges = load_judges(args.rater or None, device=device)
+    judges = load_judges(args.rater or None, device=device, reference_data=args.data)
     grid = GridConfig()
     prior = default_prior(grid, Path(args.runs_dir) / "prior" / "prior.pt", seed=args.seed) if args.beta > 0 else None
-    config = {**asdict(args), "device": device, "rater_path": str(judges.rater_path), "rater_hash": judges.rater_hash}
+    config = {**asdict(args), "device": device, "rater_path": str(judges.rater_path), "rater_hash": judges.rater_hash,
+              "sample_rate": judges.proxy.sample_rate}
     write_json(run_dir / "config.json", config)
 
     # 2. Envs render in subprocesses; the rater and the prior score all of them in one batch per step.
@@ -135,7 +136,7 @@ def new_model(args: Args, venv: VecEnv, device: str):
     if args.algo in ("ppo", "a2c"):
         kwargs.update(n_steps=args.n_rollout_steps, ent_coef=args.ent_coef)
     if args.algo == "ppo":
-        kwargs.update(batch_size=256, n_epochs=4)
+        kwargs.update(batch_size=min(256, args.n_rollout_steps * args.n_envs), n_epochs=4)
     return ALGOS[args.algo]("MlpPolicy", venv, **kwargs)
 
 

@@ -4,7 +4,7 @@
 (b) raw env steps/s / a bare FluidSynth render of the same notes (the limit);
 (c) whole-episode rendering by our Renderer / ``pretty_midi.PrettyMIDI.fluidsynth`` on the same note lists.
 
-Run: ``python benchmarks/env_throughput.py [--ppo-steps 4096]``. The env uses a cheap RMS scorer so that this
+Run from the repo root: ``python -m benchmarks.env_throughput [--ppo-steps 4096]``. The env uses a cheap RMS scorer so that this
 measures the environment, not the rater (``benchmarks/ppo_throughput.py`` measures with the real rater).
 """
 
@@ -28,9 +28,11 @@ def rms_scorer(waves):
     return np.array([np.sqrt(np.mean(np.square(w))) for w in waves], dtype=np.float32)
 
 
-def ppo_steps_per_second(env_id: str, n_envs: int, steps: int, env_kwargs: dict | None = None) -> float:
+def ppo_steps_per_second(env_id: str, n_envs: int, steps: int, env_kwargs: dict | None = None, wrap=None) -> float:
+    """PPO (MlpPolicy, fixed settings) training steps/s, after a one-rollout warm-up; ``wrap`` adds VecEnv wrappers."""
     vec_cls = SubprocVecEnv if n_envs > 1 else DummyVecEnv
     venv = make_vec_env(env_id, n_envs=n_envs, seed=0, vec_env_cls=vec_cls, env_kwargs=env_kwargs)
+    venv = wrap(venv) if wrap else venv
     model = PPO("MlpPolicy", venv, n_steps=256, batch_size=64, n_epochs=4, seed=0, device="cpu", verbose=0)
     model.learn(256 * n_envs)  # warm-up: process start, first rollout
     start = time.perf_counter()

@@ -1,0 +1,368 @@
+"""Train the rater: K small CNNs on disjoint folds of the training pieces, frozen into one checkpoint.
+
+Run ``python -m rater.train --help`` (or ``python train.py --agent rater``). Log-mels of every clip are
+computed once and cached beside the dataset (keyed by its data hash and the mel config), so epochs only
+crop, augment (in the mel domain, see ``rater/augment.py``) and run the network. Member 0 becomes the reward
+(proxy) rater; members 1..K-1 see none of its training pieces and are never used as reward, so they judge
+generated audio independently and expose over-optimisation of the proxy. The test-split report compares
+every member with two baselines (the train mean; ridge regression on time-averaged log-mel) and the noise
+ceiling (how well the listeners' gold score itself predicts the observed ``p``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from rater.augment import AugmentConfig, augment
+from rater.cli import parse_args
+from rater.data.clips import Clips
+from rater.mel import LogMel, MelConfig
+from rater.model import Rater, RaterConfig
+from rater.scorer import build_checkpoint, resolve_device, save_checkpoint
+
+RIDGE_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+@dataclass
+class Args:
+    data: str = field(default="data/default", metadata={"help": "Clips dataset folder (built with the default recipe if missing)"})
+    out: str = field(default="runs/rater", metadata={"help": "run folder: checkpoints/, tb/, report.json (a fresh run replaces them)"})
+    seed: int = field(default=0, metadata={"help": "seed for folds, initialisation, crops and augmentation"})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA when available), cpu or cuda[:N]"})
+    epochs: int = field(default=40, metadata={"help": "maximum epochs per rater"})
+    batch_size: int = field(default=32, metadata={"help": "clips per training batch"})
+    lr: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
+    n_raters: int = field(default=3, metadata={"help": "raters on disjoint folds of the training pieces (member 0 = reward)"})
+    patience: int = field(default=8, metadata={"help": "stop a rater after this many epochs without a better val loss"})
+    crop_seconds: float = field(default=4.0, metadata={"help": "length of the random training crops"})
+    channels: int = field(default=128, metadata={"help": "Conv1D channels"})
+    conv_layers: int = field(default=1, metadata={"help": "stacked width-5 convolutions (dilation 1, 2, 4, ...)"})
+    hidden: str = field(default="64", metadata={"help": "comma-separated per-frame Dense widths"})
+    pooled: str = field(default="", metadata={"help": "comma-separated Dense widths after the time average ('' = none)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout after each Dense layer"})
+    augment: bool = field(default=False, metadata={"help": "mel-domain gain / pitch / stretch augmentation (off: listeners judge loudness, register and tempo, so it hurt val Spearman)"})
+    resume: bool = field(default=False, metadata={"help": "continue from <out>/checkpoints/last.pt"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = all cores)"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+
+@dataclass
+class MelCache:
+    """Every clip's log-mel, concatenated along time: ``frames[offsets[i] : offsets[i] + lengths[i]]``."""
+
+    frames: np.ndarray  # (total_frames, n_mels) float16
+    offsets: np.ndarray
+    lengths: np.ndarray
+
+    def clip(self, i: int) -> np.ndarray:
+        return self.frames[self.offsets[i] : self.offsets[i] + self.lengths[i]]
+
+
+def mel_cache(clips: Clips, directory: Path, mel: LogMel, progress: bool = True) -> MelCache:
+    """Load or compute (atomically) ``<directory>/mels-<hash>.npy`` for every clip."""
+    key = hashlib.sha256(f"{clips.data_hash}:{mel.config.digest}".encode()).hexdigest()[:16]
+    path = directory / f"mels-{key}.npy"
+    lengths = mel.config.frames(clips.meta["length"].to_numpy().astype(np.int64))
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    if path.is_file():
+        frames = np.load(path, mmap_mode="r")
+        if frames.shape == (int(lengths.sum()), mel.config.n_mels):
+            return MelCache(frames, offsets, lengths)
+    if progress:
+        print(f"Computing log-mels of {len(clips)} clips once -> {path}")
+    frames = np.empty((int(lengths.sum()), mel.config.n_mels), dtype=np.float16)
+    order = np.argsort(clips.meta["length"].to_numpy(), kind="stable")
+    with torch.no_grad():
+        for start in tqdm(range(0, len(order), 16), "log-mel", disable=not progress):
+            rows = order[start : start + 16]
+            waves = clips.waveforms(rows)
+            batch = np.zeros((len(waves), max(w.size for w in waves)), dtype=np.float32)
+            for j, w in enumerate(waves):
+                batch[j, : w.size] = w
+            logmel = mel(torch.from_numpy(batch)).transpose(1, 2).numpy()
+            for j, i in enumerate(rows):
+                frames[offsets[i] : offsets[i] + lengths[i]] = logmel[j, : lengths[i]]
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npy")
+    try:
+        np.save(tmp, frames)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return MelCache(frames, offsets, lengths)
+
+
+def pad_batch(arrays: list[np.ndarray], n_mels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frames, n_mels) arrays -> zero-padded log-mel (B, n_mels, T) and lengths (B,)."""
+    lengths = torch.tensor([a.shape[0] for a in arrays])
+    batch = np.zeros((len(arrays), int(lengths.max()), n_mels), dtype=np.float32)
+    for j, a in enumerate(arrays):
+        batch[j, : a.shape[0]] = a
+    return torch.from_numpy(batch).transpose(1, 2), lengths
+
+
+def random_crops(cache: MelCache, rows: np.ndarray, n_frames: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A random ``n_frames`` window of each clip (the whole clip when shorter)."""
+    crops = []
+    for i in rows:
+        clip = cache.clip(i)
+        start = int(rng.integers(0, max(1, clip.shape[0] - n_frames + 1)))
+        crops.append(clip[start : start + n_frames])
+    return crops
+
+
+def predict(model: Rater, cache: MelCache, rows: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """Normalised predictions for whole clips (masked, batched by length)."""
+    model.eval()
+    out = np.zeros(len(rows), dtype=np.float64)
+    order = np.argsort(cache.lengths[rows], kind="stable")
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            pick = order[start : start + batch_size]
+            logmel, lengths = pad_batch([cache.clip(i) for i in rows[pick]], cache.frames.shape[1])
+            out[pick] = model(logmel.to(device), lengths.to(device)).cpu().numpy()
+    return out
+
+
+def metrics(pred: np.ndarray, target: np.ndarray) -> dict:
+    """MSE, Pearson, Spearman and pairwise ranking accuracy (pairs with different targets; prediction ties count 1/2)."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    constant = np.ptp(pred) == 0 or np.ptp(target) == 0
+    sign_t = np.sign(target[:, None] - target[None])
+    sign_p = np.sign(pred[:, None] - pred[None])
+    pairs = sign_t != 0
+    return {
+        "mse": float(np.mean((pred - target) ** 2)),
+        "pearson": 0.0 if constant else float(np.corrcoef(pred, target)[0, 1]),
+        "spearman": 0.0 if constant else float(spearmanr(pred, target).statistic),
+        "pairwise_acc": float(np.mean((sign_p == sign_t) + 0.5 * (sign_p == 0), where=pairs)) if pairs.any() else float("nan"),
+    }
+
+
+def ridge_baseline(cache: MelCache, train: np.ndarray, val: np.ndarray, test: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Closed-form ridge on time-averaged log-mel (lambda picked on val); returns test predictions in p units."""
+    feats = np.stack([cache.clip(i).astype(np.float64).mean(axis=0) for i in range(len(cache.lengths))])
+    mu, sd = feats[train].mean(0), feats[train].std(0) + 1e-8
+    x = np.concatenate([(feats - mu) / sd, np.ones((len(feats), 1))], axis=1)
+    best = None
+    for lam in RIDGE_LAMBDAS:
+        penalty = lam * np.eye(x.shape[1])
+        penalty[-1, -1] = 0.0
+        w = np.linalg.solve(x[train].T @ x[train] + penalty, x[train].T @ y[train])
+        val_mse = float(np.mean((x[val] @ w - y[val]) ** 2))
+        if best is None or val_mse < best[0]:
+            best = (val_mse, w)
+    return x[test] @ best[1]
+
+
+def fold_rows(meta, n_folds: int, seed: int) -> list[np.ndarray]:
+    """Training rows split into ``n_folds`` groups with disjoint source pieces."""
+    train = np.flatnonzero(meta["split"].to_numpy() == "train")
+    sources = np.array(sorted(set(meta["source"].iloc[train])))
+    if len(sources) < n_folds:
+        raise ValueError(f"{len(sources)} training pieces cannot make {n_folds} disjoint folds; lower --n-raters.")
+    fold_of = dict(zip(np.random.default_rng([seed, 7]).permutation(sources), np.arange(len(sources)) % n_folds))
+    folds = np.array([fold_of[s] for s in meta["source"].iloc[train]])
+    return [train[folds == k] for k in range(n_folds)]
+
+
+def load_clips(data: str, progress: bool) -> Clips:
+    """The dataset at ``data``; builds the default one there first when it is missing."""
+    if (Path(data) / "info.json").is_file():
+        return Clips.load(data)
+    print(f"No dataset at {data}: building the default dataset there first (python -m rater.data build).")
+    from rater.data.build import load_or_build  # noqa: PLC0415 - rendering stack only needed for a build
+
+    return load_or_build(data)
+
+
+def check_args(args: Args) -> RaterConfig:
+    """Validate the flags; returns the model config they describe."""
+    if args.n_raters < 1:
+        raise ValueError(f"--n-raters must be >= 1, got {args.n_raters}.")
+    if args.epochs < 1 or args.batch_size < 1 or args.patience < 1:
+        raise ValueError("--epochs, --batch-size and --patience must be >= 1.")
+    if args.crop_seconds <= 0 or args.lr <= 0:
+        raise ValueError("--crop-seconds and --lr must be positive.")
+    widths = {}
+    for name in ("hidden", "pooled"):
+        text = getattr(args, name)
+        try:
+            widths[name] = tuple(int(h) for h in text.split(",") if h.strip())
+        except ValueError as error:
+            raise ValueError(f"--{name} must be comma-separated integers like 64 or 128,64, got {text!r}.") from error
+    return RaterConfig(channels=args.channels, conv_layers=args.conv_layers, dropout=args.dropout, **widths)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train, freeze and report; returns the report dict (also in ``<out>/report.json``)."""
+    args = parse_args(Args, argv, prog="python -m rater.train", description=__doc__)
+    config = check_args(args)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    ckpt_dir = out / "checkpoints"
+    started = time.perf_counter()
+
+    clips = load_clips(args.data, args.progress)
+    mel_config = MelConfig(sample_rate=clips.sample_rate)
+    cache = mel_cache(clips, Path(args.data), LogMel(mel_config), args.progress)
+    meta = clips.meta
+    p = meta["p"].to_numpy(np.float64)
+    split = meta["split"].to_numpy()
+    val, test = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
+    folds = fold_rows(meta, args.n_raters, args.seed)
+    train_all = np.concatenate(folds)
+    if len(val) == 0 or len(test) == 0:
+        raise ValueError(f"{args.data} needs clips in the val and test splits (found {len(val)} and {len(test)}).")
+    p_mean, p_std = float(p[train_all].mean()), float(p[train_all].std() + 1e-12)
+    z = (p - p_mean) / p_std
+
+    state = {"members": [], "current": None}
+    last = ckpt_dir / "last.pt"
+    if args.resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume given but {last} does not exist; run without --resume to start fresh.")
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        if state["data_hash"] != clips.data_hash:
+            raise ValueError(f"{last} was trained on other data ({state['data_hash'][:12]}); start a fresh --out.")
+        print(f"Resuming from {last}: {len(state['members'])} rater(s) done.")
+    elif (out / "tb").is_dir():
+        shutil.rmtree(out / "tb")  # a fresh run replaces the folder's logs as it replaces its checkpoints
+    writer = SummaryWriter(str(out / "tb"))
+    crop_frames = max(1, int(round(args.crop_seconds * mel_config.sample_rate / mel_config.hop)))
+    aug = AugmentConfig() if args.augment else None
+
+    for k in range(len(state["members"]), args.n_raters):
+        torch.manual_seed(args.seed * 1000 + k)
+        model = Rater(config)
+        fold_frames = np.concatenate([cache.clip(i) for i in folds[k]]).astype(np.float32)
+        model.set_input_stats(torch.from_numpy(fold_frames.mean(0)), torch.from_numpy(fold_frames.std(0)))
+        del fold_frames
+        model.to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        rng = np.random.default_rng([args.seed, k])
+        generator = torch.Generator().manual_seed(args.seed * 1000 + k)
+        val_before = float(np.mean((predict(model, cache, val, device) - z[val]) ** 2))
+        run = {"epoch": 0, "best_val": float("inf"), "best_state": None, "bad_epochs": 0, "val_before": val_before}
+        current = state.get("current")
+        if current is not None and current["member"] == k:
+            model.load_state_dict(current["model"])
+            optimizer.load_state_dict(current["optimizer"])
+            rng.bit_generator.state = current["rng"]
+            generator.set_state(current["generator"])
+            run = current["run"]
+        bar = tqdm(range(run["epoch"], args.epochs), f"rater {k}", disable=not args.progress, initial=run["epoch"], total=args.epochs)
+        for epoch in bar:
+            model.train()
+            rows = rng.permutation(folds[k])
+            losses = []
+            for start in range(0, len(rows), args.batch_size):
+                pick = rows[start : start + args.batch_size]
+                logmel, lengths = pad_batch(random_crops(cache, pick, crop_frames, rng), mel_config.n_mels)
+                logmel, lengths = logmel.to(device), lengths.to(device)
+                if aug is not None:
+                    logmel, lengths = augment(logmel, lengths, generator, aug, mel_config)
+                target = torch.as_tensor(z[pick], dtype=torch.float32, device=device)
+                loss = torch.mean((model(logmel, lengths) - target) ** 2)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"Rater {k} loss became {loss.item()} at epoch {epoch}; lower --lr (now {args.lr}) or check "
+                        f"the data in {args.data} for broken clips."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            val_pred = predict(model, cache, val, device)
+            val_loss = float(np.mean((val_pred - z[val]) ** 2))
+            val_spearman = metrics(val_pred, z[val])["spearman"]
+            for name, value in (("train_loss", np.mean(losses)), ("val_loss", val_loss), ("val_spearman", val_spearman)):
+                writer.add_scalar(f"rater{k}/{name}", value, epoch)
+            if val_loss < run["best_val"]:
+                run.update(best_val=val_loss, bad_epochs=0, best_state={n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
+            else:
+                run["bad_epochs"] += 1
+            run["epoch"] = epoch + 1
+            bar.set_postfix(train=f"{np.mean(losses):.3f}", val=f"{val_loss:.3f}", rho=f"{val_spearman:.3f}")
+            stop = run["bad_epochs"] >= args.patience or run["epoch"] >= args.epochs
+            if stop:
+                state["members"].append(
+                    {"state": run["best_state"], "epochs": run["epoch"], "best_val": run["best_val"], "val_before": run["val_before"]}
+                )
+                state["current"] = None
+            else:
+                state["current"] = {
+                    "member": k, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": rng.bit_generator.state, "generator": generator.get_state(), "run": run,
+                }  # fmt: skip
+            save_checkpoint({**state, "data_hash": clips.data_hash, "args": asdict(args)}, last)
+            if stop:
+                break
+        bar.close()
+    writer.flush()
+
+    train_seconds = time.perf_counter() - started
+    models = []
+    for member in state["members"]:
+        model = Rater(config)
+        model.load_state_dict(member["state"])
+        models.append(model.to(device))
+    rows = {}
+    for k, model in enumerate(models):
+        rows[f"rater {k} ({'reward' if k == 0 else 'held-out'})"] = metrics(predict(model, cache, test, device) * p_std + p_mean, p[test])
+    rows["baseline: train mean"] = metrics(np.full(len(test), p_mean), p[test])
+    rows["baseline: ridge on mean log-mel"] = metrics(ridge_baseline(cache, train_all, val, test, p), p[test])
+    gold = meta["gold"].to_numpy(np.float64)[test]
+    ceiling = metrics(gold, p[test]) if np.all(np.isfinite(gold)) else None
+    if ceiling is not None:
+        rows["noise ceiling: gold vs p"] = ceiling
+    report = {
+        "test": rows,
+        "n_clips": {"train": int(len(train_all)), "val": int(len(val)), "test": int(len(test))},
+        "fold_sizes": [int(len(f)) for f in folds],
+        "members": [{k: m[k] for k in ("epochs", "val_before", "best_val")} for m in state["members"]],
+        "train_seconds": round(train_seconds, 1),
+        "spearman_vs_ceiling": rows["rater 0 (reward)"]["spearman"] / ceiling["spearman"] if ceiling else None,
+        "device": str(device),
+        "data_hash": clips.data_hash,
+    }
+    for k in range(len(models)):
+        writer.add_scalar(f"rater{k}/test_spearman", rows[f"rater {k} ({'reward' if k == 0 else 'held-out'})"]["spearman"], 0)
+    writer.close()
+    frozen = build_checkpoint(
+        [m["state"] for m in state["members"]], config, mel_config, p_mean, p_std,
+        data_hash=clips.data_hash, train_args=asdict(args), test_metrics=rows,
+    )  # fmt: skip
+    save_checkpoint(frozen, ckpt_dir / "rater.pt")
+    tmp = out / f"report.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, out / "report.json")
+    print(format_table(rows))
+    print(f"trained in {train_seconds:.0f} s on {device}; checkpoint {ckpt_dir / 'rater.pt'}, report {out / 'report.json'}")
+    return report
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    """The test metrics as an aligned text table."""
+    width = max(len(name) for name in rows)
+    lines = [f"{'test split':<{width}}  {'MSE':>10} {'Pearson':>8} {'Spearman':>8} {'pair acc':>8}"]
+    for name, m in rows.items():
+        lines.append(f"{name:<{width}}  {m['mse']:>10.4g} {m['pearson']:>8.3f} {m['spearman']:>8.3f} {m['pairwise_acc']:>8.3f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
