@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from envs.export import atomic_path
+
 from rater.mel import LogMel
 
 
@@ -39,12 +41,9 @@ class Discriminator(nn.Module):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic checkpoint: a crash mid-write never leaves a broken file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save({"sample_rate": self.sample_rate, "width": self.width, "state_dict": self.state_dict()}, tmp)
-        os.replace(tmp, path)
-        return path
+        with atomic_path(path) as tmp:
+            torch.save({"sample_rate": self.sample_rate, "width": self.width, "state_dict": self.state_dict()}, tmp)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Discriminator:

@@ -13,7 +13,6 @@ simulated listeners' gold score, the discriminator and spectral flatness, beside
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
+from envs.export import atomic_path, write_json, write_text
 from rater.augment import AugmentConfig
 from rater.cli import parse_args
 
@@ -313,18 +313,9 @@ def save_mel_png(path: Path, waves: np.ndarray, sample_rate: int, title: str) ->
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(title)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
     return path
 
 
@@ -344,7 +335,7 @@ def save_outputs(folder: Path, result: DreamResult, sample_rate: int, writer=Non
         "config": asdict(result.config),
         "history": result.history,
     }
-    write_text(folder / "scores.json", json.dumps(summary, indent=2))
+    write_json(folder / "scores.json", summary)
     if writer is not None:
         order = np.argsort(result.scores)
         for name, i in (("best", order[-1]), ("median", order[len(order) // 2])):
@@ -422,7 +413,7 @@ def main(argv: list[str] | None = None) -> dict:
     init = noise_init(base, sample_rate) if args.init == "noise" else wav_init(args.init, base, sample_rate)
     modes = MODES if args.mode == "compare" else (args.mode,)
     out = Path(args.out)
-    write_text(out / "config.json", json.dumps({**asdict(args), "rater_checkpoint": str(checkpoint)}, indent=2))
+    write_json(out / "config.json", {**asdict(args), "agent": "dream", "rater_checkpoint": str(checkpoint)})
     samples = init.shape[1]
     real, heldout_real = real_clips(args.data_dir, args.seed, samples) if "adversarial" in modes else (None, None)
     writer = SummaryWriter(str(out / "tb"))
@@ -458,6 +449,6 @@ def compare(results: dict[str, DreamResult], noise: np.ndarray, real: RealCrops,
     print(table, note, sep="\n")
     payload = {"rows": rows, "critic_heldout_accuracy": results["adversarial"].disc_accuracy,
                "seconds": {mode: r.seconds_taken for mode, r in results.items()}}
-    write_text(out / "comparison.json", json.dumps(payload, indent=2))
+    write_json(out / "comparison.json", payload)
     write_text(out / "comparison.md", f"# Dreaming: naive vs regularised vs adversarial\n\n{table}\n\n{note}\n")
     return payload

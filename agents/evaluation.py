@@ -16,7 +16,6 @@ import html
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from agents.judges import Judges, file_hash, load_judges
 from agents.metrics import Note, diversity, mean_theory_stats
 from agents.prior import prior_stats
 from agents.rollout import collect_episodes, model_policy, random_policy
-from envs.export import save_midi, save_wav
+from envs.export import atomic_path, save_midi, save_wav, write_json, write_text
 from envs.piano import piano_roll_image
 
 SB3_ALGOS = ("ppo", "a2c", "dqn")
@@ -247,18 +246,11 @@ def slug(label: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ writing
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_png(path: Path, image: np.ndarray, **kwargs) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415 - Agg backend is selected in evaluate()
 
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    plt.imsave(tmp, image, format="png", **kwargs)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        plt.imsave(tmp, image, format="png", **kwargs)
 
 
 def mel_image(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -302,10 +294,9 @@ def plot_scores(path: Path, groups: Sequence[Group]) -> None:
         ax.set_title({"gold": "gold (simulated listeners)", "heldout": "held-out raters"}.get(judge, "proxy rater"))
     axes[0].set_yticks(range(1, len(groups) + 1), [g.label for g in groups])
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=80, metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, metadata={"Software": None})
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def format_cell(value) -> str:
@@ -351,15 +342,6 @@ def index_html(results: dict) -> str:
     return "\n".join(parts)
 
 
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Swap a finished folder into place so readers never see half an evaluation."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 # ------------------------------------------------------------------------------------------------ the run
 def evaluate(args: Args) -> dict:
     """Evaluate runs (or one checkpoint) and the references; write the report folder; return results."""
@@ -392,33 +374,30 @@ def evaluate(args: Args) -> dict:
             groups.append(group)
 
     out = Path(args.out) if args.out else Path(args.runs_dir) / (runs[0].name if runs else "baseline") / "eval"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     rows = {g.label: group_row(g) for g in groups}
     corpus = prior_stats(Path(args.runs_dir) / "prior" / "prior.pt")
     if corpus is not None:
         rows["corpus melodies (top line)"] = corpus["corpus_melodies"]
     else:
         print("No real-music prior trained yet (runs/prior/prior.pt): the corpus-melody reference row is left out.")
-    results = finite_or_none({
-        "seed": args.seed,
-        "episodes": args.episodes,
-        "rater": {"path": str(judges.rater_path), "hash": judges.rater_hash, "sample_rate": sample_rate,
-                  "heldout_members": len(judges.heldout)},
-        "runs": {r.name: {"kind": r.kind, "checkpoint": str(r.checkpoint) if r.checkpoint else None,
-                          "checkpoint_sha256": file_hash(r.checkpoint) if r.checkpoint else None,
-                          "train_seed": r.config.get("seed"), "rater_hash": r.config.get("rater_hash")}
-                 for r in runs},
-        "judges": JUDGES_NOTE,
-        "rows": rows,
-        "pieces": {g.label: write_piece_files(tmp, g, sample_rate) for g in groups},
-    })
-    plot_scores(tmp / "scores.png", groups)
-    write_text(tmp / "results.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
-    write_text(tmp / "report.md", report_markdown(results))
-    write_text(tmp / "index.html", index_html(results))
-    replace_dir(tmp, out)
+    with atomic_path(out) as tmp:  # readers never see half an evaluation
+        tmp.mkdir()
+        results = finite_or_none({
+            "seed": args.seed,
+            "episodes": args.episodes,
+            "rater": {"path": str(judges.rater_path), "hash": judges.rater_hash, "sample_rate": sample_rate,
+                      "heldout_members": len(judges.heldout)},
+            "runs": {r.name: {"kind": r.kind, "checkpoint": str(r.checkpoint) if r.checkpoint else None,
+                              "checkpoint_sha256": file_hash(r.checkpoint) if r.checkpoint else None,
+                              "train_seed": r.config.get("seed"), "rater_hash": r.config.get("rater_hash")}
+                     for r in runs},
+            "judges": JUDGES_NOTE,
+            "rows": rows,
+            "pieces": {g.label: write_piece_files(tmp, g, sample_rate) for g in groups},
+        })
+        plot_scores(tmp / "scores.png", groups)
+        write_json(tmp / "results.json", results)
+        write_text(tmp / "report.md", report_markdown(results))
+        write_text(tmp / "index.html", index_html(results))
     results["out"] = str(out)
     return results

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envs.export import write_json
+
 import numpy as np
 
 from rater.data.listeners import gold_score
@@ -87,7 +89,5 @@ def corpus_reference(judges: Judges, data_dir: Path, max_clips: int = 300) -> di
     for name, values in scores.items():
         reference[name] = {q: float(np.nanpercentile(values, int(q[1:]))) for q in ("p10", "p50", "p90")}
         reference[name]["mean"] = float(np.nanmean(values))
-    tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(reference, indent=2))
-    os.replace(tmp, cache)
+    write_json(cache, reference)
     return reference

@@ -7,7 +7,6 @@ best *held-out* score (not the proxy it optimises) and can stop training when pr
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from agents.judges import Judges
 from agents.metrics import diversity, mean_theory_stats
+from envs.export import atomic_path
 from envs.piano import piano_roll_image
 
 NOT_LOGGED = ("stdout", "log", "json", "csv")
@@ -26,10 +26,8 @@ NOT_LOGGED = ("stdout", "log", "json", "csv")
 
 def atomic_save(model, path: Path) -> None:
     """Save an SB3 model so that a crash mid-write never leaves a broken checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.zip")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 class OverOptimisationMonitor(BaseCallback):

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from agents.metrics import Note, diversity, mean_theory_stats
+from envs.export import atomic_path
 from envs.piano import HOLD, REST, actions_to_roll, roll_observation
 
 
@@ -147,11 +148,8 @@ def train_prior(
 
 
 def save_prior(model: NotePrior, path: str | os.PathLike, stats: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save({"grid": asdict(model.grid), "hidden": model.hidden, "state_dict": model.state_dict(), "stats": stats}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"grid": asdict(model.grid), "hidden": model.hidden, "state_dict": model.state_dict(), "stats": stats}, tmp)
 
 
 def load_prior(path: str | os.PathLike, grid: GridConfig) -> NotePrior:

@@ -8,7 +8,6 @@ never saw (held-out raters, the simulated listeners' gold score, diversity) and 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -27,6 +26,7 @@ from agents.monitor import CheckpointEvery, OverOptimisationMonitor, ProgressBar
 from agents.prior import GridConfig, default_prior
 from agents.rollout import collect_episodes, model_policy, random_policy, summarise
 from agents.wrappers import PriorReward, RaterReward
+from envs.export import write_json
 from rater.cli import parse_args
 
 ALGOS = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
@@ -163,9 +163,3 @@ def print_summary(summary: dict) -> None:
         print(f"{'corpus excerpts (p50)':24}" + "".join(f"{ref[c]['p50']:20.3f}" for c in cols[:3]))
         print(f"{'corpus excerpts (p90)':24}" + "".join(f"{ref[c]['p90']:20.3f}" for c in cols[:3]))
     print("gold = expected like rate by the simulated listeners; heldout = mean of raters never used as reward.")
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from envs.export import atomic_path
 
 import numpy as np
 import pandas as pd
@@ -118,28 +119,13 @@ class Clips:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``meta.csv``, ``audio.npy`` and ``info.json`` atomically into ``directory``."""
-        out = Path(directory)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        try:
+        with atomic_path(directory) as tmp:
             tmp.mkdir()
             self.meta.to_csv(tmp / "meta.csv", index=False)
             np.save(tmp / "audio.npy", np.ascontiguousarray(self.audio, dtype=np.int16))
             info = {**self.info, "sample_rate": self.sample_rate, "clips": len(self), "data_hash": self.data_hash}
             (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
-            if out.exists():
-                old = out.with_name(f"{out.name}.old-{os.getpid()}")
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, out)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-        return out
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, mmap: bool = True) -> Clips:
