@@ -7,6 +7,7 @@ best *held-out* score (not the proxy it optimises) and can stop training when pr
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from pathlib import Path
 
@@ -44,10 +45,13 @@ class OverOptimisationMonitor(BaseCallback):
         self.calls = 0
         self.writer = None
         self.stop = False
+        self.gold_target: dict | None = None  # when the gold score first reached the corpus's 90th percentile
+        self.started = time.time()
 
     def _on_training_start(self) -> None:
         formats = [f for f in self.logger.output_formats if isinstance(f, TensorBoardOutputFormat)]
         self.writer = formats[0].writer if formats else None
+        self.started = time.time()
 
     def _on_step(self) -> bool:
         for info, done in zip(self.locals["infos"], self.locals["dones"]):
@@ -69,6 +73,8 @@ class OverOptimisationMonitor(BaseCallback):
         ref = self.judges.reference
         if ref:
             self.logger.record("judges/gold_vs_corpus_p90", means["gold"] - ref["gold"]["p90"])
+            if self.gold_target is None and means["gold"] >= ref["gold"]["p90"]:
+                self.gold_target = {"steps": self.num_timesteps, "seconds": round(time.time() - self.started, 1)}
             self.logger.record("judges/heldout_over_proxy", means["heldout"] / max(abs(means["proxy"]), 1e-8))
         for name, value in {**diversity(list(self.recent)), **mean_theory_stats([e["notes"] for e in episodes])}.items():
             self.logger.record(f"music/{name}", value)

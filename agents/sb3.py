@@ -53,6 +53,7 @@ class Args:
     checkpoint_every: int = field(default=10_000, metadata={"help": "save an atomic checkpoint every N env steps"})
     early_stop: bool = field(default=False, metadata={"help": "stop when proxy rises while held-out falls (3 checks)"})
     eval_episodes: int = field(default=32, metadata={"help": "episodes per policy in the final summary"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads in the main process (envs render in their own processes)"})
     resume: bool = field(default=False, metadata={"help": "continue the run in --run-name from its latest checkpoint"})
 
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.algo not in (*ALGOS, "random"):
         raise SystemExit(f"Unknown --algo {args.algo!r}: choose ppo, a2c, dqn or random.")
     device = resolve_device(args.device)
+    torch.set_num_threads(args.threads)
     run_dir = Path(args.runs_dir) / (args.run_name or f"{args.algo}-seed{args.seed}")
     latest = run_dir / "checkpoints" / "latest.zip"
     if latest.exists() and not args.resume:
@@ -121,11 +123,13 @@ def main(argv: list[str] | None = None) -> dict:
             venv.close()
             raise SystemExit(f"Interrupted at step {model.num_timesteps}: saved {latest}. Continue with --resume.")
         atomic_save(model, latest)
-        write_json(run_dir / "config.json", {**config, "train_seconds": round(time.time() - start, 1)})
+        config.update(train_seconds=round(time.time() - start, 1), gold_target_reached=monitor.gold_target)
+        write_json(run_dir / "config.json", config)
     venv.close()
 
     # 4. Judge random vs the best checkpoint (by held-out score) on fresh episodes.
     summary = summarise_run(args, judges, run_dir)
+    summary["train_seconds"], summary["gold_target_reached"] = config.get("train_seconds"), config.get("gold_target_reached")
     write_json(run_dir / "summary.json", summary)
     print_summary(summary)
     return summary
