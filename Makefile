@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test data rater eval bench clean
 
 $(STAMP): pyproject.toml
 	@if ! ldconfig -p 2>/dev/null | grep -q libfluidsynth; then \
@@ -27,6 +27,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+data: $(STAMP)
+	$(PY) -m rater.data build
+
+rater: $(STAMP)
+	$(PY) train.py --agent rater
+
+eval: $(STAMP)
+	$(PY) evaluate.py
 
 bench: $(STAMP)
 	for f in benchmarks/[a-z]*.py; do m=$$(basename $$f .py); echo "== $$m"; $(PY) -m benchmarks.$$m || exit 1; done

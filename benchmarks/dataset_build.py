@@ -1,6 +1,6 @@
 """Time a cold and a warm default-dataset build in a temporary folder (budget: <= 3 min cold on 2 cores).
 
-    python benchmarks/dataset_build.py [--n-clips 2400] [--workers N]
+    python -m benchmarks.dataset_build [--n-clips 2400] [--workers N]
 """
 
 from __future__ import annotations

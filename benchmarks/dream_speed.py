@@ -4,7 +4,7 @@ For each parametrisation (raw waveform, STFT log-magnitude + phase) and learning
 the same seeded noise: proxy score at a few checkpoints of the climb, final spectral flatness, wall time.
 Then one regularised run with the default flags, whose time is the budget's number.
 
-    python benchmarks/dream_speed.py [--rater PATH] [--steps 300] [--n-clips 8] [--seconds 4]
+    python -m benchmarks.dream_speed [--rater PATH] [--steps 300] [--n-clips 8] [--seconds 4]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The piano environment scores every finished episode, so batching the reward is w
 environments pay off. Target: batched >= 5x one-at-a-time on CPU. Weights do not change the speed, so
 without a trained checkpoint an untrained default rater is timed (and the output says so).
 
-    python benchmarks/scorer_throughput.py [--rater PATH] [--n-clips 64] [--seconds 8] [--repeats 3]
+    python -m benchmarks.scorer_throughput [--rater PATH] [--n-clips 64] [--seconds 8] [--repeats 3]
 """
 
 from __future__ import annotations
