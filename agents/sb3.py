@@ -28,6 +28,7 @@ from agents.rollout import collect_episodes, model_policy, random_policy, summar
 from agents.wrappers import PriorReward, RaterReward
 from envs.export import write_json
 from rater.cli import parse_args
+from rater.scorer import resolve_device
 
 ALGOS = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 
@@ -70,19 +71,11 @@ def make_envs(n_envs: int, seed: int, reward_mode: str) -> VecEnv:
     return venv
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda was asked for but no CUDA device is visible; use --device auto or cpu.")
-    return device
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(Args, argv, prog="train.py --agent {ppo,a2c,dqn,random}", description=__doc__)
     if args.algo not in (*ALGOS, "random"):
         raise SystemExit(f"Unknown --algo {args.algo!r}: choose ppo, a2c, dqn or random.")
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     torch.set_num_threads(args.threads)
     run_dir = Path(args.runs_dir) / (args.run_name or f"{args.algo}-seed{args.seed}")
     latest = run_dir / "checkpoints" / "latest.zip"
