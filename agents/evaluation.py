@@ -173,14 +173,15 @@ def episode_pieces(episodes: Sequence[dict]) -> list[Piece]:
 
 
 def policy_groups(run: Run, episodes: int, seed: int) -> list[Group]:
-    """Stochastic and deterministic episodes of an SB3 checkpoint."""
+    """Stochastic episodes of an SB3 checkpoint, and its one deterministic piece (PianoEnv has no randomness,
+    so every deterministic episode is the same piece)."""
     from agents.sb3 import ALGOS  # noqa: PLC0415 - imports SB3's heavy algorithms only when a policy is evaluated
 
     model = ALGOS[run.kind].load(run.checkpoint, device="cpu")
     env_kwargs = {"sample_rate": int(run.config["sample_rate"])} if "sample_rate" in run.config else None
     groups = []
-    for mode, deterministic in (("stochastic", False), ("deterministic", True)):
-        played = collect_episodes(lambda env: model_policy(model, deterministic), episodes, seed, env_kwargs)
+    for mode, deterministic, n in (("stochastic", False, episodes), ("deterministic", True, 1)):
+        played = collect_episodes(lambda env: model_policy(model, deterministic), n, seed, env_kwargs)
         groups.append(Group(f"{run.name} {run.checkpoint.stem} ({mode})", run.kind, episode_pieces(played), run.name))
     return groups
 

@@ -79,6 +79,7 @@ def test_report_folder_holds_every_group_and_file(evaluated):
             assert all(np.isfinite(piece[j]) for j in ("proxy", "heldout", "gold")), piece
             assert 0.0 <= piece["gold"] <= 1.0
     assert len(evaluated["pieces"]["random baseline"]) == 2
+    assert len(evaluated["pieces"]["ppo-seed0 latest (deterministic)"]) == 1  # the env is deterministic: one piece
     assert "midi" in evaluated["pieces"]["random baseline"][0] and "midi" not in evaluated["pieces"]["dream naive"][0]
     assert 0.0 <= rows["corpus melodies (top line)"]["in_key"] <= 1.0
     assert evaluated["runs"]["ppo-seed0"]["checkpoint_sha256"] == file_hash(Path(evaluated["runs"]["ppo-seed0"]["checkpoint"]))
