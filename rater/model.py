@@ -14,6 +14,25 @@ Dense(64) after the average ~0.45-0.55 (no clear gain, more parameters); 128 cha
 mel-domain augmentation lowered it (~0.37), so training leaves it off by default. Even trained on the gold
 score itself with all training pieces it reaches only ~0.6: generalising to unseen pieces, not label noise
 or data per fold, is what limits this network.
+
+Re-measured on data/default (3 raters, seed 0, same folds; test Spearman vs ``p``; ridge on mean log-mel
+0.578, noise ceiling 0.846; rater-to-rater and seed-to-seed spread is about +-0.04):
+
+| change from the default                       | reward | held-out mean |
+|-----------------------------------------------|--------|---------------|
+| none (seed 0 / seed 1)                        | 0.572 / 0.601 | 0.576 / 0.562 |
+| mel n_fft 4096, 30-4500 Hz / 30-5000 Hz       | 0.554 / 0.561 | 0.566 / 0.556 |
+| mel n_fft 2048, 30-4000 Hz / n_fft 4096       | 0.520 / 0.532 | 0.563 / 0.576 |
+| conv_layers 3 / 4, 64 channels                | 0.538 / 0.544 | 0.584 / 0.596 |
+| pooled 64 / + conv_layers 3 / + conv_layers 4 | 0.550 / 0.534 / 0.492 | 0.556 / 0.590 / 0.596 |
+| crop 8 s (whole clip) / + lr 1e-3             | 0.564 / 0.574 | 0.600 / 0.585 |
+| crop 8 s + hidden 128 + pooled 128            | 0.576 | 0.610 |
+| crop 8 s + dropout 0.3, weight decay 1e-2     | 0.575 | 0.581 |
+| crop 8 s + per-clip level normalisation       | 0.591 | 0.559 |
+
+None clears the noise, so the default stays. Ridge on the listeners' own nine features (plus squares) fit to
+one fold's ``p`` reaches 0.826, and dropping key_fit alone costs most (0.834 -> 0.742): what this network
+misses is a transposition-invariant, clip-level key fit, not temporal context or mel resolution.
 """
 
 from __future__ import annotations

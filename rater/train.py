@@ -48,6 +48,9 @@ class Args:
     n_raters: int = field(default=3, metadata={"help": "raters on disjoint folds of the training pieces (member 0 = reward)"})
     patience: int = field(default=8, metadata={"help": "stop a rater after this many epochs without a better val loss"})
     crop_seconds: float = field(default=4.0, metadata={"help": "length of the random training crops"})
+    n_fft: int = field(default=2048, metadata={"help": "log-mel STFT size in samples (pitch resolution)"})
+    fmin: float = field(default=0.0, metadata={"help": "lowest mel band edge in Hz"})
+    fmax: float = field(default=8000.0, metadata={"help": "highest mel band edge in Hz (at most sample_rate / 2)"})
     channels: int = field(default=128, metadata={"help": "Conv1D channels"})
     conv_layers: int = field(default=1, metadata={"help": "stacked width-5 convolutions (dilation 1, 2, 4, ...)"})
     hidden: str = field(default="64", metadata={"help": "comma-separated per-frame Dense widths"})
@@ -217,7 +220,10 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
 
     clips = load_clips(args.data, args.progress)
-    mel_config = MelConfig(sample_rate=clips.sample_rate)
+    try:
+        mel_config = MelConfig(sample_rate=clips.sample_rate, n_fft=args.n_fft, fmin=args.fmin, fmax=args.fmax)
+    except ValueError as error:
+        raise ValueError(f"--n-fft/--fmin/--fmax: {error}") from error
     cache = mel_cache(clips, Path(args.data), LogMel(mel_config), args.progress)
     meta = clips.meta
     p = meta["p"].to_numpy(np.float64)

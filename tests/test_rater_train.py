@@ -86,12 +86,22 @@ def test_resume_and_nan_guard(tiny_data, tmp_path):
         train.main(["--data", tiny_data, "--out", str(tmp_path / "none"), "--resume", *FAST])
 
 
+def test_mel_flags_reach_the_checkpoint_and_bad_ones_are_named(tiny_data, tmp_path):
+    out = tmp_path / "mel"
+    train.main(["--data", tiny_data, "--out", str(out), "--epochs", "1", "--n-fft", "1024", "--fmin", "30", "--fmax", "4000", *FAST])
+    mel = read_checkpoint(out / "checkpoints" / "rater.pt")["mel_config"]
+    assert (mel["n_fft"], mel["fmin"], mel["fmax"]) == (1024, 30.0, 4000.0)
+    assert Scorer.load(out / "checkpoints" / "rater.pt").mel.config.n_fft == 1024
+    with pytest.raises(ValueError, match="--n-fft/--fmin/--fmax"):
+        train.main(["--data", tiny_data, "--out", str(tmp_path / "bad"), "--fmax", "9000", *FAST])
+
+
 def test_help_lists_every_flag_with_default(capsys):
     with pytest.raises(SystemExit):
         train.main(["--help"])
     text = capsys.readouterr().out
     for flag in ("--data", "--out", "--seed", "--device", "--epochs", "--batch-size", "--lr", "--n-raters",
-                 "--patience", "--crop-seconds", "--resume", "--no-augment"):  # fmt: skip
+                 "--patience", "--crop-seconds", "--resume", "--no-augment", "--n-fft", "--fmin", "--fmax"):  # fmt: skip
         assert flag in text
     assert "(default: 'data/default')" in text and "(default: 3)" in text
 
