@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from envs.export import atomic_path
 from rater.augment import AugmentConfig
 from rater.augment import augment as augment_logmel
 from rater.mel import LogMel, MelConfig
@@ -72,16 +73,10 @@ def build_checkpoint(
 
 
 def save_checkpoint(payload: dict, path: str | os.PathLike) -> Path:
-    """``torch.save`` atomically (temporary sibling file, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    """``torch.save`` atomically: a crash mid-write never leaves a broken checkpoint."""
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def read_checkpoint(path: str | os.PathLike | None = None) -> dict:

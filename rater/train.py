@@ -12,7 +12,6 @@ ceiling (how well the listeners' gold score itself predicts the observed ``p``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -25,6 +24,7 @@ from scipy.stats import spearmanr
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from envs.export import atomic_path, write_json
 from rater.augment import AugmentConfig, augment
 from rater.cli import parse_args
 from rater.data.clips import Clips
@@ -98,12 +98,8 @@ def mel_cache(clips: Clips, directory: Path, mel: LogMel, progress: bool = True)
             logmel = mel(torch.from_numpy(batch)).transpose(1, 2).numpy()
             for j, i in enumerate(rows):
                 frames[offsets[i] : offsets[i] + lengths[i]] = logmel[j, : lengths[i]]
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npy")
-    try:
+    with atomic_path(path) as tmp:
         np.save(tmp, frames)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return MelCache(frames, offsets, lengths)
 
 
@@ -353,9 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
         data_hash=clips.data_hash, train_args=asdict(args), test_metrics=rows,
     )  # fmt: skip
     save_checkpoint(frozen, ckpt_dir / "rater.pt")
-    tmp = out / f"report.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out / "report.json")
+    write_json(out / "report.json", report)
     print(format_table(rows))
     print(f"trained in {train_seconds:.0f} s on {device}; checkpoint {ckpt_dir / 'rater.pt'}, report {out / 'report.json'}")
     return report
