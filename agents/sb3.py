@@ -141,12 +141,12 @@ def summarise_run(args: Args, judges: Judges, run_dir: Path) -> dict:
     rows = {}
     episodes = collect_episodes(lambda env: random_policy(env, args.seed), args.eval_episodes, args.seed)
     rows["random"], _ = summarise(episodes, judges)
-    best = run_dir / "checkpoints" / "best.zip"
-    checkpoint = best if best.exists() else run_dir / "checkpoints" / "latest.zip"
-    if args.algo != "random" and checkpoint.exists():
-        model = ALGOS[args.algo].load(checkpoint, device="cpu")
-        episodes = collect_episodes(lambda env: model_policy(model, deterministic=False), args.eval_episodes, args.seed)
-        rows[f"{args.algo} ({checkpoint.stem})"], _ = summarise(episodes, judges)
+    for name in ("best", "latest"):  # best by held-out score, and where training ended
+        checkpoint = run_dir / "checkpoints" / f"{name}.zip"
+        if args.algo != "random" and checkpoint.exists():
+            model = ALGOS[args.algo].load(checkpoint, device="cpu")
+            episodes = collect_episodes(lambda env: model_policy(model, deterministic=False), args.eval_episodes, args.seed)
+            rows[f"{args.algo} ({name})"], _ = summarise(episodes, judges)
     return {"rows": rows, "reference": judges.reference, "episodes": args.eval_episodes, "seed": args.seed}
 
 

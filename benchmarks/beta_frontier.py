@@ -42,18 +42,21 @@ def main() -> None:
                                 "--run-name", name.replace(" ", "-")])
             results[name] = (summary, proxy_curve(runs / name.replace(" ", "-") / "tb"))
     reference = summary["reference"]
-    print(f"\nPPO, {args.timesteps} steps, seed {args.seed}; best checkpoint by held-out score")
+    print(f"\nPPO, {args.timesteps} steps, seed {args.seed}; 'best' = checkpoint with the best held-out score, 'latest' = end")
     extra = ("gold>=p90 at", "proxy>p50 at", "max proxy")
     print(f"{'':22}" + "".join(f"{c:>19}" for c in COLS + extra))
     print(f"{'random':22}" + "".join(f"{summary['rows']['random'][c]:19.3f}" for c in COLS))
     for name, (s, curve) in results.items():
-        row = next(v for k, v in s["rows"].items() if k != "random")
         reached = s.get("gold_target_reached")
         gold_at = f"{reached['steps']} ({reached['seconds']}s)" if reached else "never"
         passed = [step for step, value in curve if value > reference["proxy"]["p50"]]
         proxy_at = str(passed[0]) if passed else "never"
-        cells = "".join(f"{row[c]:19.3f}" for c in COLS) + f"{gold_at:>19}{proxy_at:>19}{max(v for _, v in curve):19.3f}"
-        print(f"{name:22}" + cells)
+        for which in ("best", "latest"):
+            row = s["rows"][f"ppo ({which})"]
+            cells = "".join(f"{row[c]:19.3f}" for c in COLS)
+            if which == "best":
+                cells += f"{gold_at:>19}{proxy_at:>19}{max(v for _, v in curve):19.3f}"
+            print(f"{name + ' ' + which:22}" + cells)
     print(f"{'corpus excerpts p50':22}" + "".join(f"{reference[c]['p50']:19.3f}" for c in COLS[:3]))
     print(f"{'corpus excerpts p90':22}" + "".join(f"{reference[c]['p90']:19.3f}" for c in COLS[:3]))
     shutil.rmtree(runs)
