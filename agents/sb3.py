@@ -45,7 +45,7 @@ class Args:
     rater: str = field(default="", metadata={"help": "rater checkpoint (default: runs/rater/checkpoints/rater.pt, trained if missing)"})
     data: str = field(default="data/default", metadata={"help": "dataset whose real test excerpts give the judges' reference scale"})
     reward_mode: str = field(default="final", metadata={"help": "final (score at episode end) or shaped (score differences)"})
-    beta: float = field(default=0.02, metadata={"help": "weight of log p_prior(action|history) in the reward (0 = off)"})
+    beta: float = field(default=0.2, metadata={"help": "weight of log p_prior(action|history) in the reward (0 = off); chosen by benchmarks/beta_frontier.py"})
     ent_coef: float = field(default=0.01, metadata={"help": "entropy bonus (PPO/A2C)"})
     learning_rate: float = field(default=3e-4, metadata={"help": "optimiser learning rate"})
     n_rollout_steps: int = field(default=256, metadata={"help": "steps per env per PPO/A2C rollout"})

@@ -21,7 +21,7 @@ from benchmarks.env_throughput import ppo_steps_per_second
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ppo-steps", type=int, default=4096, help="PPO timesteps timed per case (default 4096)")
-    parser.add_argument("--beta", type=float, default=0.02, help="prior weight, 0 to leave the prior out (default 0.02)")
+    parser.add_argument("--beta", type=float, default=0.2, help="prior weight, 0 to leave the prior out (default 0.2)")
     args = parser.parse_args()
     judges = load_judges(None, device="auto", reference_data=None)
     prior = default_prior(GridConfig(), Path("runs/prior/prior.pt")) if args.beta > 0 else None
