@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
+from agents.judges import Judges, load_judges
 from envs.export import atomic_path, write_json, write_text
 from rater.augment import AugmentConfig
 from rater.cli import parse_args
@@ -346,9 +347,9 @@ def save_outputs(folder: Path, result: DreamResult, sample_rate: int, writer=Non
 
 def rater_path(path: str) -> Path:
     """The rater checkpoint to dream against; fails with the command that makes one when it is missing."""
-    from rater.scorer import DEFAULT_CHECKPOINT  # noqa: PLC0415
+    from rater.scorer import checkpoint_path  # noqa: PLC0415
 
-    resolved = Path(path or os.environ.get("EARWORM_RATER", DEFAULT_CHECKPOINT))
+    resolved = checkpoint_path(path or None)
     if not resolved.is_file():
         raise SystemExit(f"No trained rater at {resolved}: train one first with `python train.py --agent rater` "
                          "(or pass --rater PATH).")
@@ -369,16 +370,10 @@ def real_clips(data_dir: str, seed: int, samples: int, max_clips: int = 256) -> 
     return picked["train"], picked["test"]
 
 
-def judge(waves: Sequence[np.ndarray], proxy, heldout: list, discriminator: Discriminator | None) -> dict:
+def judge(waves: Sequence[np.ndarray], judges: Judges, discriminator: Discriminator | None) -> dict:
     """Mean score of each judge on ``waves``: proxy, held-out raters, gold listeners, critic, flatness."""
-    from rater.data.listeners import gold_score  # noqa: PLC0415
-
     waves = [np.asarray(w, dtype=np.float32) for w in waves]
-    row = {
-        "proxy": float(np.mean(proxy(waves))),
-        "heldout": float(np.mean([h(waves) for h in heldout])) if heldout else float("nan"),
-        "gold": float(np.mean(gold_score(waves, sample_rate=proxy.sample_rate))),
-    }
+    row = {name: float(np.mean(scores)) for name, scores in judges.score(waves).items()}
     if discriminator is not None:
         with torch.no_grad():
             device = next(discriminator.parameters()).device
@@ -403,11 +398,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--mode must be one of {', '.join((*MODES, 'compare'))}, got {args.mode!r}.")
     from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
 
-    from rater.scorer import Scorer  # noqa: PLC0415
-
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     checkpoint = rater_path(args.rater)
-    proxy = Scorer.load(checkpoint, device=args.device)
+    judges = load_judges(checkpoint, device=args.device, reference_data=None)
+    proxy = judges.proxy
     base = config_from_args(args)
     sample_rate = proxy.sample_rate
     init = noise_init(base, sample_rate) if args.init == "noise" else wav_init(args.init, base, sample_rate)
@@ -431,18 +425,17 @@ def main(argv: list[str] | None = None) -> dict:
         results[mode] = result
     summary = {mode: {"proxy": float(r.scores.mean()), "seconds": r.seconds_taken} for mode, r in results.items()}
     if args.mode == "compare":
-        summary = compare(results, init, heldout_real, proxy, Scorer.load_heldout(checkpoint, device=args.device), out)
+        summary = compare(results, init, heldout_real, judges, out)
     writer.close()
     return summary
 
 
-def compare(results: dict[str, DreamResult], noise: np.ndarray, real: RealCrops, proxy, heldout: list,
-            out: Path) -> dict:
+def compare(results: dict[str, DreamResult], noise: np.ndarray, real: RealCrops, judges: Judges, out: Path) -> dict:
     """Score every mode and the references (white noise, real clips) by every judge; print and save the table."""
     critic = results["adversarial"].discriminator
-    rows = {"white noise": judge(list(noise), proxy, heldout, critic)}
-    rows.update({mode: judge(list(r.waves), proxy, heldout, critic) for mode, r in results.items()})
-    rows["real clips (test)"] = judge(list(real.fixed(len(noise)).numpy()), proxy, heldout, critic)
+    rows = {"white noise": judge(list(noise), judges, critic)}
+    rows.update({mode: judge(list(r.waves), judges, critic) for mode, r in results.items()})
+    rows["real clips (test)"] = judge(list(real.fixed(len(noise)).numpy()), judges, critic)
     table = format_table(rows)
     note = ("realness = the adversarial run's critic, P(real); flatness = librosa spectral flatness "
             f"(1 = white noise); critic held-out balanced accuracy {results['adversarial'].disc_accuracy:.3f}")

@@ -19,7 +19,7 @@ from envs.export import write_json
 import numpy as np
 
 from rater.data.listeners import gold_score
-from rater.scorer import DEFAULT_CHECKPOINT, Scorer
+from rater.scorer import DEFAULT_CHECKPOINT, Scorer, checkpoint_path
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Judges:
     def score(self, audios: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Per-piece scores: ``proxy``, ``heldout`` (mean of the held-out raters) and ``gold``."""
         heldout = np.mean([h(audios) for h in self.heldout], axis=0) if self.heldout else np.full(len(audios), np.nan)
-        return {"proxy": self.proxy(audios), "heldout": heldout.astype(np.float32), "gold": gold_score(audios)}
+        return {"proxy": self.proxy(audios), "heldout": heldout.astype(np.float32), "gold": gold_score(audios, sample_rate=self.proxy.sample_rate)}
 
 
 def file_hash(path: Path) -> str:
@@ -45,17 +45,15 @@ def file_hash(path: Path) -> str:
 
 
 def rater_checkpoint(path: str | os.PathLike | None) -> Path:
-    """The rater to use; when none is given and the default is missing, build the data and train it (saying so)."""
-    if path:
-        return Path(path)
-    default = Path(os.environ.get("EARWORM_RATER", DEFAULT_CHECKPOINT))
-    if not default.is_file():
-        print(f"No trained rater at {default}: building the default dataset (if missing) and training the rater "
+    """The rater to use (``checkpoint_path``); when it is the default and missing, build the data and train it."""
+    ckpt = checkpoint_path(path)
+    if ckpt == DEFAULT_CHECKPOINT and not ckpt.is_file():
+        print(f"No trained rater at {ckpt}: building the default dataset (if missing) and training the rater "
               "first (`python train.py --agent rater`).", flush=True)
         from rater import train as rater_train  # noqa: PLC0415 - only needed on first run
 
         rater_train.main([])
-    return default
+    return ckpt
 
 
 def load_judges(

@@ -25,15 +25,14 @@ def pitch_sequence(notes: Sequence[Note]) -> tuple[int, ...]:
 
 
 def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
-    """Levenshtein distance between two pitch sequences."""
-    prev = np.arange(len(b) + 1)
+    """Levenshtein distance between two pitch sequences (plain lists: numpy scalars are slower at this size)."""
+    prev = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
-        cur = np.empty_like(prev)
-        cur[0] = i
+        cur = [i]
         for j, y in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
         prev = cur
-    return int(prev[-1])
+    return prev[-1]
 
 
 def diversity(pieces: Sequence[Sequence[Note]], max_pairs: int = 300, seed: int = 0) -> dict[str, float]:
