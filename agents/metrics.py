@@ -79,3 +79,34 @@ def mean_theory_stats(pieces: Sequence[Sequence[Note]]) -> dict[str, float]:
     rows = [theory_stats(p) for p in pieces if len(p)]
     keys = ("in_key", "repeated", "leaps", "pc_entropy")
     return {k: float(np.mean([r[k] for r in rows])) if rows else float("nan") for k in keys}
+
+
+def interval_histogram(pieces: Sequence[Sequence[Note]], max_interval: int = 12) -> np.ndarray:
+    """Normalised histogram of successive-note intervals, shape ``(2 * max_interval + 1,)``, semitones
+    ``-max_interval..+max_interval`` (wider intervals are counted in the end bins); pooled over all pieces."""
+    counts = np.zeros(2 * max_interval + 1)
+    for notes in pieces:
+        steps = np.diff(np.array(pitch_sequence(notes), dtype=int))
+        np.add.at(counts, np.clip(steps, -max_interval, max_interval) + max_interval, 1.0)
+    if counts.sum() == 0:
+        raise ValueError("No intervals to count: every piece has fewer than two notes.")
+    return counts / counts.sum()
+
+
+def js_divergence_bits(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence between two discrete distributions of the same shape, in bits (0..1)."""
+    p, q = np.asarray(p, float) / np.sum(p), np.asarray(q, float) / np.sum(q)
+    m = 0.5 * (p + q)
+
+    def kl(a, b):
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / b[nz])))
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def interval_js(pieces: Sequence[Sequence[Note]], reference: Sequence[Sequence[Note]] | np.ndarray) -> float:
+    """JS divergence (bits) between the pooled interval histograms of ``pieces`` and ``reference`` (pieces, or a
+    histogram from ``interval_histogram``)."""
+    ref = reference if isinstance(reference, np.ndarray) else interval_histogram(reference)
+    return js_divergence_bits(interval_histogram(pieces), ref)

@@ -14,7 +14,9 @@ Action space
 Observation space
     ``Box(0, 1, (history * n_pitches + 1,), float32)``: a piano roll of the last ``history`` steps (oldest
     first; 1.0 = note started that step, 0.5 = note held, 0 = silent; steps before the start are 0) flattened
-    row by row, then the position in the episode ``t / n_steps``.
+    row by row, then the position in the episode ``t / n_steps``. By default ``history = n_steps``: the whole
+    episode so far is visible (what the real-music prior in ``agents/prior.py`` and the policy it starts are
+    trained on).
 
 Reward
     From an injected scorer (``scorer(list_of_waveforms) -> np.ndarray``): ``reward_mode="final"`` pays the
@@ -33,7 +35,7 @@ Episode end
 
 Arguments
     ``scorer``, ``reward_mode``, ``n_steps``, ``step_seconds``, ``low_pitch``, ``n_pitches``,
-    ``velocity_levels``, ``chord_size``, ``history``, ``program`` (GM program, 0 = piano), ``sample_rate``
+    ``velocity_levels``, ``chord_size``, ``history`` (default ``n_steps``), ``program`` (GM program, 0 = piano), ``sample_rate``
     (16000), ``soundfont`` (see ``envs.synth.resolve_soundfont``), ``gain`` (0.2), ``tail_seconds`` (0.5),
     ``render_mode`` (None or ``"rgb_array"``: a piano-roll image of the episode so far).
 
@@ -70,7 +72,7 @@ class PianoEnv(gym.Env):
         n_pitches: int = 36,
         velocity_levels: int = 1,
         chord_size: int = 1,
-        history: int = 8,
+        history: int | None = None,
         program: int = 0,
         sample_rate: int = 16000,
         soundfont: str | None = None,
@@ -84,6 +86,7 @@ class PianoEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         if not (0 <= low_pitch and low_pitch + n_pitches <= 128 and n_pitches >= 1):
             raise ValueError(f"Pitches {low_pitch}..{low_pitch + n_pitches - 1} must lie in MIDI 0..127.")
+        history = n_steps if history is None else history
         if n_steps < 1 or history < 1 or chord_size < 1 or velocity_levels < 1:
             raise ValueError("n_steps, history, chord_size and velocity_levels must all be >= 1.")
         self.scorer = _resolve_scorer(scorer)

@@ -75,13 +75,14 @@ def tiny_rater(tiny_data_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_prior(tmp_path_factory) -> Path:
     """A real-music prior cloned from scale melodies (so no test parses the whole music21 corpus)."""
-    from agents.prior import GridConfig, melody_stats, melody_to_actions, save_prior, train_prior
+    from agents.prior import (GridConfig, episode_windows, fitted_windows, melody_stats, melody_tokens, save_prior,
+                              train_prior)
 
     grid = GridConfig()
     scale = [(60 + s, i * 0.5, i * 0.5 + 0.5) for i, s in enumerate([0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2] * 4)]
-    melodies = [melody_to_actions(scale, grid)] * 6
-    model, stats = train_prior(melodies, grid, epochs=3)
-    stats["corpus_melodies"] = melody_stats(melodies, grid)
+    tokens = [melody_tokens(scale, grid.steps_per_beat)] * 6
+    model, stats = train_prior(tokens, tokens[:1], grid, epochs=2, hidden=32, recent=4)
+    stats["corpus_melodies"] = melody_stats(fitted_windows(episode_windows(tokens, grid), grid), grid)
     path = tmp_path_factory.mktemp("prior") / "prior.pt"
     save_prior(model, path, stats)
     return path
