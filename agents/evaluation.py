@@ -300,6 +300,35 @@ def plot_scores(path: Path, groups: Sequence[Group]) -> None:
     plt.close(fig)
 
 
+def overoptimisation_plots(out: Path, runs: Sequence[Run]) -> dict:
+    """For each RL run that recorded an over-optimisation curve (``overoptimisation.json``), a PNG of proxy,
+    held-out and gold against √KL(π ‖ prior) in ``out`` and Gao et al.'s fit of the gold gain."""
+    from agents.overopt import plot_curve  # noqa: PLC0415
+
+    found = {}
+    for run in runs:
+        path = run.path / "overoptimisation.json"
+        if run.kind == "dream" or not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        points = [p for p in data["curve"] if p.get("sqrt_kl") is not None and np.isfinite(p["sqrt_kl"])]
+        if len(points) < 2:
+            continue
+        name = f"overopt-{slug(run.name)}.png"
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(plot_curve(points, data["fit"]))
+        found[run.name] = {"png": name, "fit": data["fit"], "best_step": data.get("best_step")}
+    return found
+
+
+def fit_text(fit: dict) -> str:
+    if not fit or fit.get("a") is None:
+        return "too few points for Gao et al.'s fit"
+    peak = (f"fitted peak at √KL = {fit['d_peak']:.2f} (gold gain {fit['gain_peak']:+.3f}"
+            f"{', beyond the data' if not fit.get('peak_within_data') else ''})") if fit.get("d_peak") else "no turnover"
+    return f"gold gain over the initial policy = d ({fit['a']:.3f} − {fit['b']:.3f} ln d), {peak}, R² {format_cell(fit.get('r2'))}"
+
+
 def format_cell(value) -> str:
     return "–" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.3f}"
 
@@ -315,6 +344,8 @@ def report_markdown(results: dict) -> str:
               "The corpus melodies row gives them for real top lines cut to one episode.",
               f"Rater {results['rater']['hash']} ({results['rater']['path']}), seed {results['seed']}, "
               f"{results['episodes']} episodes per policy mode.", "", "![scores](scores.png)", ""]
+    for run, curve in results.get("overoptimisation", {}).items():
+        lines += [f"Over-optimisation, {run}: {fit_text(curve['fit'])}.", "", f"![over-optimisation]({curve['png']})", ""]
     return "\n".join(lines)
 
 
@@ -329,6 +360,9 @@ def index_html(results: dict) -> str:
         cells = "".join(f"<td>{format_cell(row.get(m))}</td>" for m in MEASURES)
         parts.append(f"<tr><th>{esc(label)}</th><td>{row.get('n', '')}</td>{cells}</tr>")
     parts += ["</table>", "<p><img src='scores.png' alt='score distributions' style='height:auto;max-width:100%'></p>"]
+    for run, curve in results.get("overoptimisation", {}).items():
+        parts.append(f"<h2>Over-optimisation: {esc(run)}</h2><p>{esc(fit_text(curve['fit']))}</p>"
+                     f"<p><img src='{esc(curve['png'])}' alt='scores against sqrt KL' style='height:auto'></p>")
     for label, pieces in results["pieces"].items():
         parts.append(f"<h2>{esc(label)}</h2><table><tr><th>piece</th><th>listen</th>"
                      + "".join(f"<th>{j}</th>" for j in JUDGES) + "<th>piano roll</th><th>mel</th><th>MIDI</th></tr>")
@@ -397,6 +431,7 @@ def evaluate(args: Args) -> dict:
             "pieces": {g.label: write_piece_files(tmp, g, sample_rate) for g in groups},
         })
         plot_scores(tmp / "scores.png", groups)
+        results["overoptimisation"] = overoptimisation_plots(tmp, runs)
         write_json(tmp / "results.json", results)
         write_text(tmp / "report.md", report_markdown(results))
         write_text(tmp / "index.html", index_html(results))

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +28,13 @@ from torch import nn
 
 from agents.metrics import Note, diversity, interval_histogram, interval_js, mean_theory_stats
 from envs.export import atomic_path
-from envs.piano import HOLD, REST, actions_to_roll, roll_observation
+from envs.piano import HOLD, REST
 
 # The collections the evaluation keeps for itself (ARCHITECTURE.md): never read by the prior.
 RESERVED = ("airdsAirs", "miscFolk", "mozart", "haydn", "beethoven", "josquin", "trecento", "schumann_clara", "joplin")
 # Extra melodies beyond the dataset's own pieces, files per collection (evenly spaced, as the dataset picks them).
 # Sized so that a cold parse plus training fits the prior's share of `make demo` (see README, measured).
-PRIOR_SOURCES = {"ryansMammoth": 400, "oneills1850": 4}
+PRIOR_SOURCES = {"oneills1850": 8}
 
 
 @dataclass(frozen=True)
@@ -347,14 +347,25 @@ def load_prior(path: str | os.PathLike, grid: GridConfig) -> NotePrior:
 
 # --------------------------------------------------------------------------- corpus melodies
 def skyline(notes: np.ndarray) -> list[tuple[int, float, float]]:
-    """The top line of (pitch, start_q, end_q, ...) notes: the highest pitch at each onset, cut at the next onset."""
+    """The top line of (pitch, start_q, end_q, ...) notes: at each onset, the highest *sounding* pitch; a melody note
+    starts when that top pitch is a new onset, and lasts until its end or the next melody note. A lower voice
+    moving under a held upper note is not the top line (the round-1 skyline took it, so chorale "top lines" leapt
+    between voices)."""
     if len(notes) == 0:
         return []
-    order = np.lexsort((-notes[:, 0], notes[:, 1]))
-    top = notes[order]
-    top = top[np.r_[True, np.diff(top[:, 1]) > 0]]
-    ends = np.minimum(top[:, 2], np.r_[top[1:, 1], np.inf])
-    return [(int(p), float(s), float(e)) for p, s, e in zip(top[:, 0], top[:, 1], ends)]
+    notes = notes[np.lexsort((-notes[:, 0], notes[:, 1]))]
+    melody: list[list[float]] = []
+    for t in np.unique(notes[:, 1]):
+        sounding = notes[(notes[:, 1] <= t) & (notes[:, 2] > t)]
+        if not len(sounding):
+            continue
+        top = sounding[np.argmax(sounding[:, 0])]
+        if top[1] != t:  # the top voice is holding: nothing new in the melody
+            continue
+        if melody:
+            melody[-1][2] = min(melody[-1][2], t)
+        melody.append([int(top[0]), float(t), float(top[2])])
+    return [(int(p), float(s), float(e)) for p, s, e in melody]
 
 
 def dataset_pieces(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
@@ -430,3 +441,58 @@ def prior_stats(path: str | os.PathLike) -> dict | None:
     if not Path(path).is_file():
         return None
     return torch.load(path, map_location="cpu", weights_only=True)["stats"]
+
+
+# --------------------------------------------------------------------------- command line
+@dataclass
+class PriorArgs:
+    out: str = field(default="runs/prior/prior.pt", metadata={"help": "where to save the prior (refuses to overwrite without --force)"})
+    data: str = field(default="data/default", metadata={"help": "the default dataset: its corpus files are used and its test split is held out"})
+    sources: str = field(default=",".join(f"{k}={v}" for k, v in PRIOR_SOURCES.items()),
+                         metadata={"help": "extra music21 collections, name=files,... ('' = the dataset's own pieces only)"})
+    epochs: int = field(default=6, metadata={"help": "passes over the training windows (each in a fresh random key)"})
+    seed: int = field(default=0, metadata={"help": "seed for transpositions, batches, initialisation and samples"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    force: bool = field(default=False, metadata={"help": "overwrite an existing prior at --out"})
+
+
+def parse_sources(text: str) -> dict[str, int]:
+    """``"ryansMammoth=400,oneills1850=4"`` -> ``{"ryansMammoth": 400, "oneills1850": 4}``."""
+    sources = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, count = item.partition("=")
+        if not count.isdigit():
+            raise SystemExit(f"--sources: {item!r} is not name=files (e.g. ryansMammoth=400).")
+        sources[name] = int(count)
+    return sources
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train the prior alone and print its measurements: ``python -m agents.prior --help``."""
+    from rater.cli import parse_args  # noqa: PLC0415
+
+    args = parse_args(PriorArgs, argv, prog="python -m agents.prior", description=__doc__)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SystemExit(f"{out} exists: pass --force to retrain it, or choose another --out.")
+    torch.set_num_threads(args.threads)
+    start = time.time()
+    model, stats = build_prior(GridConfig(), Path(args.data), args.seed, parse_sources(args.sources), args.epochs)
+    stats["total_seconds"] = round(time.time() - start, 1)
+    save_prior(model, out, stats)
+    ref, s = stats["corpus_melodies"], stats["samples"]
+    print(f"prior -> {out}: {stats['train_melodies']} training melodies ({stats['train_windows']} windows), "
+          f"{stats['test_melodies']} test-split melodies; {stats['load_seconds']} s loading, {stats['train_seconds']} s "
+          f"training, {stats['total_seconds']} s in all")
+    print(f"test split: NLL {stats['test_nll']:.3f} nats/step (uniform {stats['uniform_nll']:.3f}), "
+          f"accuracy {stats['test_accuracy']:.3f} over {stats['test_steps']} steps")
+    print(f"{'':28}{'in_key':>9}{'leaps':>9}{'repeated':>9}{'distinct':>9}{'interval JS':>12}")
+    print(f"{'test-split melodies':28}{ref['in_key']:9.3f}{ref['leaps']:9.3f}{ref['repeated']:9.3f}{ref['distinct_per_100']:9.1f}{0:12.3f}")
+    print(f"{'prior samples':28}{s['in_key']:9.3f}{s['leaps']:9.3f}{s['repeated']:9.3f}{s['distinct_per_100']:9.1f}{s['interval_js']:12.3f}")
+    print(f"{'relative error':28}{s['in_key_rel_error']:+9.1%}{s['leaps_rel_error']:+9.1%}{s['repeated_rel_error']:+9.1%}"
+          "   (targets: in-key ±5 %, leaps and repeats ±30 %, JS <= 0.1 bits)")
+    return stats
+
+
+if __name__ == "__main__":
+    main()

@@ -39,6 +39,8 @@ def test_theory_stats_tell_a_scale_from_chromatic_noise():
 def test_skyline_and_melody_to_actions():
     notes = np.array([[60, 0, 1, 80], [67, 0, 1, 80], [64, 1, 2, 80], [55, 1, 3, 80]], dtype=float)
     assert skyline(notes) == [(67, 0.0, 1.0), (64, 1.0, 2.0)]
+    held = np.array([[72, 0, 2, 80], [64, 0, 1, 80], [65, 1, 2, 80], [71, 2, 3, 80]], dtype=float)  # alto moves under
+    assert skyline(held) == [(72, 0.0, 2.0), (71, 2.0, 3.0)]
     grid = GridConfig()
     actions = melody_to_actions([(91, 0.0, 1.0), (88, 1.0, 1.5), (86, 2.0, 2.5)], grid)  # an octave too high
     assert list(actions) == [2 + 79 - 48, HOLD, 2 + 76 - 48, REST, 2 + 74 - 48]

@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import envs
 from agents.kl import KLPPO, copy_prior_into, exact_kl, policy_log_probs, prior_policy_kwargs
 from agents.overopt import fit_gao, plot_curve
-from agents.prior import GridConfig, NotePrior, batch_observations, melody_tokens, train_prior
+from agents.prior import GridConfig, batch_observations, melody_tokens, train_prior
 
 GRID = GridConfig(n_steps=8, history=8)
 
