@@ -18,6 +18,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import evaluate as evaluate_cli
 from agents.evaluation import Args, evaluate
 from agents.judges import file_hash
+from agents.overopt import curve_fit
 from agents.prior import GridConfig, actions_to_notes
 from envs.export import save_wav
 from envs.piano import PianoEnv
@@ -47,6 +48,10 @@ def workspace(tiny_data_dir, tiny_rater, tiny_prior, tmp_path_factory):
     venv.close()
     config = {"algo": "ppo", "seed": 0, "rater_path": str(rater), "rater_hash": file_hash(rater)}
     (runs / "ppo-seed0" / "config.json").write_text(json.dumps(config))
+    # The curve a KLPPO run's monitor writes (shape as in OverOptimisationMonitor.overoptimisation; test_rl makes a real one).
+    curve = [{"step": 512 * i, "sqrt_kl": 0.5 * i, "proxy": 1.0 + 0.1 * i, "heldout": 1.0, "gold": 0.5 + 0.02 * i * (3 - i)}
+             for i in range(5)]
+    (runs / "ppo-seed0" / "overoptimisation.json").write_text(json.dumps({"curve": curve, "fit": curve_fit(curve[1:]), "best_step": 1024}))
 
     (runs / "dream").mkdir()
     (runs / "dream" / "config.json").write_text(json.dumps({"agent": "dream", "mode": "naive"}))
@@ -85,6 +90,9 @@ def test_report_folder_holds_every_group_and_file(evaluated):
     assert evaluated["runs"]["ppo-seed0"]["checkpoint_sha256"] == file_hash(Path(evaluated["runs"]["ppo-seed0"]["checkpoint"]))
     report = (out / "report.md").read_text()
     assert all(label in report for label in rows) and "simulated listeners" in report
+    curve = evaluated["overoptimisation"]["ppo-seed0"]
+    assert (out / curve["png"]).read_bytes()[:4] == b"\x89PNG" and curve["png"] in report
+    assert "fitted peak" in report or "no turnover" in report
 
 
 def test_same_seed_gives_byte_identical_results_through_the_cli(workspace, evaluated):
