@@ -189,12 +189,25 @@ def episode_features(actions: torch.Tensor, grid: GridConfig, recent: int) -> to
     onsets = (roll[:, recent:] > 0.75).float()
     counts = torch.cat([torch.zeros(b, 1, grid.n_pitches), onsets.cumsum(1)[:, :-1]], 1)  # note-ons before t
     pitch_hist = counts / counts.sum(2, keepdim=True).clamp(min=1.0)
-    pcs = (torch.arange(grid.n_pitches) + grid.low_pitch) % 12
-    pc_hist = torch.zeros(b, n, 12).index_add_(2, pcs, pitch_hist)
+    to_pc, bar_table = _feature_constants(grid)
+    pc_hist = pitch_hist @ to_pc
     t = torch.arange(n)
-    bar = torch.nn.functional.one_hot(t % grid.steps_per_bar, grid.steps_per_bar).float().expand(b, n, -1)
+    bar = bar_table[t % grid.steps_per_bar].expand(b, n, -1)
     pos = (t / grid.n_steps).float().view(1, n, 1).expand(b, n, 1)
     return torch.cat([last, pitch_hist, pc_hist, bar, pos], 2)
+
+
+_CONSTANTS: dict = {}
+
+
+def _feature_constants(grid: GridConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pitch -> pitch-class matrix ``(n_pitches, 12)`` and the bar-position one-hot table, made once per grid."""
+    if grid not in _CONSTANTS:
+        pitches = torch.arange(grid.n_pitches)
+        to_pc = torch.zeros(grid.n_pitches, 12)
+        to_pc[pitches, (pitches + grid.low_pitch) % 12] = 1.0
+        _CONSTANTS[grid] = (to_pc, torch.eye(grid.steps_per_bar))
+    return _CONSTANTS[grid]
 
 
 def music_features(obs: torch.Tensor, grid: GridConfig, recent: int) -> torch.Tensor:
@@ -202,15 +215,13 @@ def music_features(obs: torch.Tensor, grid: GridConfig, recent: int) -> torch.Te
     the last ``recent`` roll rows (flattened, oldest first); the normalised pitch and pitch-class histograms of
     note-ons in the whole visible history; a one-hot position in the bar; and ``t / n_steps``."""
     obs = obs.float()
-    roll = obs[:, :-1].reshape(-1, grid.history, grid.n_pitches)
+    b = obs.shape[0]
+    roll = obs[:, :-1].reshape(b, grid.history, grid.n_pitches)
     onsets = (roll > 0.75).float().sum(1)  # (B, P) note-on counts
-    total = onsets.sum(1, keepdim=True).clamp(min=1.0)
-    pitch_hist = onsets / total
-    pcs = (torch.arange(grid.n_pitches) + grid.low_pitch) % 12
-    pc_hist = torch.zeros(obs.shape[0], 12).index_add_(1, pcs, pitch_hist)
-    t = torch.round(obs[:, -1] * grid.n_steps).long()
-    bar = torch.nn.functional.one_hot(t % grid.steps_per_bar, grid.steps_per_bar).float()
-    return torch.cat([roll[:, -recent:].reshape(obs.shape[0], -1), pitch_hist, pc_hist, bar, obs[:, -1:]], 1)
+    pitch_hist = onsets / onsets.sum(1, keepdim=True).clamp(min=1.0)
+    to_pc, bar_table = _feature_constants(grid)
+    bar = bar_table[torch.round(obs[:, -1] * grid.n_steps).long() % grid.steps_per_bar]
+    return torch.cat([roll[:, -recent:].reshape(b, -1), pitch_hist, pitch_hist @ to_pc, bar, obs[:, -1:]], 1)
 
 
 def feature_dim(grid: GridConfig, recent: int) -> int:
@@ -408,7 +419,7 @@ def corpus_tokens(data_dir: Path, extra_sources: dict[str, int] = PRIOR_SOURCES,
 
 
 def build_prior(grid: GridConfig, data_dir: Path, seed: int = 0, extra_sources: dict[str, int] = PRIOR_SOURCES,
-                epochs: int = 6, n_samples: int = 200) -> tuple[NotePrior, dict]:
+                epochs: int = 4, n_samples: int = 200) -> tuple[NotePrior, dict]:
     """Train the default prior and measure it: test-split NLL/accuracy and its samples against test-split melodies."""
     start, cpu_start = time.time(), time.process_time()
     train, test = corpus_tokens(data_dir, extra_sources, grid.steps_per_beat)
@@ -450,7 +461,7 @@ class PriorArgs:
     data: str = field(default="data/default", metadata={"help": "the default dataset: its corpus files are used and its test split is held out"})
     sources: str = field(default=",".join(f"{k}={v}" for k, v in PRIOR_SOURCES.items()),
                          metadata={"help": "extra music21 collections, name=files,... ('' = the dataset's own pieces only)"})
-    epochs: int = field(default=6, metadata={"help": "passes over the training windows (each in a fresh random key)"})
+    epochs: int = field(default=4, metadata={"help": "passes over the training windows (each in a fresh random key)"})
     seed: int = field(default=0, metadata={"help": "seed for transpositions, batches, initialisation and samples"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     force: bool = field(default=False, metadata={"help": "overwrite an existing prior at --out"})

@@ -89,13 +89,14 @@ def main() -> None:
     }
     if args.ensemble_rater:
         configs["PPO from prior + KL, ensemble"] = ["--kl-coef", str(args.kl_coef), "--rater", args.ensemble_rater]
-    fits = {}
+    fits, curves = {}, {}
     for name, extra in configs.items():
         run_name = name.replace(" ", "-").replace(",", "").replace("(", "").replace(")", "").replace("+", "")
         start = time.time()
         summary = sb3.main([*common, *extra, "--run-name", run_name])
         seconds[name] = round(time.time() - start, 1)
         fits[name] = summary.get("overoptimisation_fit")
+        curves[name] = json.loads((runs / run_name / "overoptimisation.json").read_text())["curve"]
         model = sb3.ALGOS["ppo"].load(runs / run_name / "checkpoints" / "best.zip", device="cpu")
         rows[name] = row(collect_episodes(lambda env: model_policy(model, deterministic=False), n, seed), judges, reference_hist)
     rows["test-split top lines (reference)"] = row(play(top_lines), judges, reference_hist)
@@ -113,7 +114,7 @@ def main() -> None:
     print("seconds per PPO run (training + summary):", seconds)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "fits": fits, "seconds": seconds, "args": vars(args)}, indent=1))
+    out.write_text(json.dumps({"rows": rows, "fits": fits, "curves": curves, "seconds": seconds, "args": vars(args)}, indent=1))
 
 
 if __name__ == "__main__":
