@@ -18,9 +18,9 @@ from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 from tqdm import tqdm
 
 from agents.interrupt import interrupt_point
-from agents.judges import Judges
-from agents.metrics import diversity, mean_theory_stats
-from envs.export import atomic_path
+from rater.judges import Judges
+from studio.theory import diversity, mean_theory_stats
+from studio.files import atomic_path
 from envs.piano import piano_roll_image
 
 NOT_LOGGED = ("stdout", "log", "json", "csv")

@@ -34,7 +34,7 @@ Episode end
 Arguments
     ``scorer``, ``reward_mode``, ``n_steps``, ``step_seconds``, ``low_pitch``, ``n_pitches``,
     ``velocity_levels``, ``chord_size``, ``history``, ``program`` (GM program, 0 = piano), ``sample_rate``
-    (16000), ``soundfont`` (see ``envs.synth.resolve_soundfont``), ``gain`` (0.2), ``tail_seconds`` (0.5),
+    (16000), ``soundfont`` (see ``studio.synth.resolve_soundfont``), ``gain`` (0.2), ``tail_seconds`` (0.5),
     ``render_mode`` (None or ``"rgb_array"``: a piano-roll image of the episode so far).
 
 Determinism: the env has no randomness of its own and every episode gets a fresh synthesizer voice on a
@@ -51,7 +51,8 @@ import numpy as np
 import pretty_midi
 from gymnasium import spaces
 
-from envs.synth import Renderer, block_frames
+from studio import SAMPLE_RATE
+from studio.synth import Renderer, block_frames
 
 REST, HOLD = 0, 1
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
@@ -72,7 +73,7 @@ class PianoEnv(gym.Env):
         chord_size: int = 1,
         history: int = 8,
         program: int = 0,
-        sample_rate: int = 16000,
+        sample_rate: int = SAMPLE_RATE,
         soundfont: str | None = None,
         gain: float = 0.2,
         tail_seconds: float = 0.5,
