@@ -79,8 +79,7 @@ class PianoEnv(gym.Env):
         tail_seconds: float = 0.5,
         render_mode: str | None = None,
     ):
-        if reward_mode not in ("final", "shaped"):
-            raise ValueError(f"reward_mode must be 'final' or 'shaped', got {reward_mode!r}.")
+        check_reward_mode(reward_mode)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         if not (0 <= low_pitch and low_pitch + n_pitches <= 128 and n_pitches >= 1):
@@ -223,12 +222,26 @@ class PianoEnv(gym.Env):
         score = float(self.scorer([self._audio[:end_frame]])[0])
         if not np.isfinite(score):
             raise ValueError(f"The scorer returned {score} for step {self._t}; check the scorer/rater checkpoint.")
-        reward = score - self._last_score if self.reward_mode == "shaped" else score
+        reward = reward_from_score(self.reward_mode, score, self._last_score)
         self._last_score = score
         return reward
 
     def _observation(self) -> np.ndarray:
         return roll_observation(self._roll, self._t, self.history, self.n_steps)
+
+
+REWARD_MODES = ("final", "shaped")
+
+
+def check_reward_mode(mode: str) -> None:
+    if mode not in REWARD_MODES:
+        raise ValueError(f"reward_mode must be 'final' or 'shaped', got {mode!r}.")
+
+
+def reward_from_score(mode: str, score: float, previous: float):
+    """The reward rule: ``final`` pays the episode's score; ``shaped`` pays ``score - previous`` (potential-based,
+    ``previous`` = the score at the last scored step, 0 before the first), so an episode's rewards sum to its score."""
+    return score - previous if mode == "shaped" else score
 
 
 def roll_observation(padded_roll: np.ndarray, t: int, history: int, n_steps: int) -> np.ndarray:
