@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.metrics import Note, diversity, interval_histogram, interval_js, mean_theory_stats
-from envs.export import atomic_path
+from studio.files import atomic_path
+from studio.theory import Note, diversity, interval_histogram, interval_js, mean_theory_stats
 from envs.piano import HOLD, REST
 
 # The collections the evaluation keeps for itself (ARCHITECTURE.md): never read by the prior.
@@ -480,7 +480,7 @@ def parse_sources(text: str) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> dict:
     """Train the prior alone and print its measurements: ``python -m agents.prior --help``."""
-    from rater.cli import parse_args  # noqa: PLC0415
+    from studio.flags import parse_args  # noqa: PLC0415
 
     args = parse_args(PriorArgs, argv, prog="python -m agents.prior", description=__doc__)
     out = Path(args.out)

@@ -22,19 +22,20 @@ import gymnasium as gym
 import torch
 from stable_baselines3 import A2C, DQN
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import envs
-from agents.judges import Judges, load_judges
+from agents.interrupt import ClosableSubprocVecEnv, interrupt_point, interrupts_handled
 from agents.kl import KLPPO, copy_prior_into, prior_policy_kwargs
+from rater.judges import Judges, load_judges
 from agents.monitor import CheckpointEvery, OverOptimisationMonitor, ProgressBar, atomic_save
 from agents.overopt import plot_curve
 from agents.prior import GridConfig, default_prior
 from agents.rollout import collect_episodes, model_policy, prior_policy, random_policy, summarise
 from agents.wrappers import PriorReward, RaterReward
-from envs.export import atomic_path, write_json
-from rater.cli import parse_args
-from rater.scorer import resolve_device
+from studio.files import atomic_path, write_json
+from studio.flags import parse_args
+from studio.device import resolve_device
 
 ALGOS = {"ppo": KLPPO, "a2c": A2C, "dqn": DQN}
 
@@ -75,7 +76,7 @@ def make_envs(n_envs: int, seed: int, reward_mode: str) -> VecEnv:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it saves, then closes us
         return gym.make(f"envs:{envs.ENV_ID}", **kwargs)
 
-    venv = SubprocVecEnv([make] * n_envs) if n_envs > 1 else DummyVecEnv([lambda: gym.make(envs.ENV_ID, **kwargs)])
+    venv = ClosableSubprocVecEnv([make] * n_envs) if n_envs > 1 else DummyVecEnv([lambda: gym.make(envs.ENV_ID, **kwargs)])
     venv.seed(seed)
     return venv
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 2. Envs render in subprocesses; the rater and the prior score all of them in one batch per step.
     venv = RaterReward(make_envs(args.n_envs, args.seed, args.reward_mode), judges.proxy, args.reward_mode)
-    if prior is not None:
+    if prior is not None and args.beta > 0:  # the RL Tuner ablation; the KL penalty lives in KLPPO's rollout buffer
         venv = PriorReward(venv, prior, args.beta)
 
     # 3. Learn, watched by the monitor, checkpointed atomically; Ctrl-C saves and exits cleanly.
@@ -123,13 +124,15 @@ def main(argv: list[str] | None = None) -> dict:
                                           args.early_stop, patience=args.patience, n_steps=grid.n_steps)
         callbacks = [monitor, CheckpointEvery(latest, args.checkpoint_every), ProgressBar(remaining)]
         start = time.time()
-        try:
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
-        except KeyboardInterrupt:
-            atomic_save(model, latest)
-            venv.close()
-            raise SystemExit(f"Interrupted at step {model.num_timesteps}: saved {latest}. Continue with --resume.")
-        atomic_save(model, latest)
+        second = f"Second Ctrl-C: exiting now; {latest} holds the last complete checkpoint. Continue with --resume."
+        with interrupts_handled(second):
+            try:
+                model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
+                atomic_save(model, latest)
+            except KeyboardInterrupt:
+                atomic_save(model, latest)
+                venv.close()
+                raise SystemExit(f"Interrupted at step {model.num_timesteps}: saved {latest}. Continue with --resume.")
         config.update(train_seconds=round(time.time() - start, 1), gold_target_reached=monitor.gold_target)
         write_json(run_dir / "config.json", config)
         overopt = monitor.overoptimisation()
@@ -140,7 +143,11 @@ def main(argv: list[str] | None = None) -> dict:
     venv.close()
 
     # 4. Judge random, the prior alone and the checkpoints (best by the selecting held-out rater) on fresh episodes.
-    summary = summarise_run(args, judges, run_dir, prior)
+    try:
+        summary = summarise_run(args, judges, run_dir, prior)
+    except KeyboardInterrupt:
+        raise SystemExit(f"Interrupted during the final summary: training is saved in {latest}. "
+                         "`python evaluate.py` judges it, or rerun with --resume to redo the summary.") from None
     summary["train_seconds"], summary["gold_target_reached"] = config.get("train_seconds"), config.get("gold_target_reached")
     if (run_dir / "overoptimisation.json").is_file():
         summary["overoptimisation_fit"] = json.loads((run_dir / "overoptimisation.json").read_text())["fit"]
@@ -171,6 +178,7 @@ def load_model(args: Args, checkpoint: Path, venv: VecEnv, device: str, prior=No
 
 
 def summarise_run(args: Args, judges: Judges, run_dir: Path, prior=None) -> dict:
+    interrupt_point("summary")
     rows = {}
     episodes = collect_episodes(lambda env: random_policy(env, args.seed), args.eval_episodes, args.seed)
     rows["random"], _ = summarise(episodes, judges)

@@ -19,7 +19,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import envs
-from agents.judges import load_judges
+from rater.judges import load_judges
 from agents.kl import KLPPO, copy_prior_into, prior_policy_kwargs
 from agents.prior import GridConfig, load_prior
 from agents.wrappers import RaterReward

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from agents import sb3
-from agents.judges import load_judges
-from agents.metrics import interval_histogram, interval_js
+from rater.judges import load_judges
+from studio.theory import interval_histogram, interval_js
 from agents.prior import GridConfig, actions_to_notes, corpus_tokens, episode_windows, fitted_windows, load_prior
 from agents.rollout import collect_episodes, model_policy, prior_policy, random_policy, summarise
 from envs.piano import PianoEnv

@@ -6,7 +6,7 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import envs
-from agents.metrics import diversity, edit_distance, interval_histogram, interval_js, js_divergence_bits, theory_stats
+from studio.theory import diversity, edit_distance, interval_histogram, interval_js, js_divergence_bits, theory_stats
 from agents.prior import (GridConfig, NotePrior, batch_observations, episode_features, fit_tokens, load_prior,
                           melody_to_actions, melody_tokens, music_features, sample_prior, save_prior, skyline,
                           train_prior)
