@@ -22,8 +22,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) train.py
-	$(PY) evaluate.py
+	$(PY) demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q
