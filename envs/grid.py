@@ -129,6 +129,7 @@ def render_melody(
     tail_seconds: float = TAIL_SECONDS,
     program: int = PROGRAM,
     gain: float = GAIN,
+    detune_cents: float = 0.0,
 ) -> np.ndarray:
     """Play ``notes`` (N, 4: pitch, start_s, end_s, velocity) as one PianoEnv episode: mono float32 in [-1, 1].
 
@@ -136,7 +137,8 @@ def render_melody(
     cut at the end of the last step (where the env releases everything) and the release tail follows, so a
     melody from ``actions_to_notes(actions, step_seconds=step_frames(sr) / sr)`` renders bit-identically to
     PianoEnv's ``info["audio"]`` for the same actions. Notes need not lie on the grid (degraded melodies).
-    ``renderer`` must have been made with ``gain`` (the env's synth gain).
+    ``renderer`` must have been made with ``gain`` (the env's synth gain). ``detune_cents`` bends the whole
+    melody (a degradation; the env never detunes).
     """
     if abs(renderer.gain - gain) > 1e-12:
         raise ValueError(f"The renderer has gain {renderer.gain} but PianoEnv renders at {gain}; "
@@ -152,7 +154,7 @@ def render_melody(
     on = np.round(notes[:, 1] * sr / BLOCK).astype(np.int64) * BLOCK
     off = np.maximum(on + BLOCK, np.round(notes[:, 2] * sr / BLOCK).astype(np.int64) * BLOCK)
     last_off = int(off.max()) if len(off) else 0
-    audio = renderer.render_notes(notes, program=program, tail_seconds=(total - last_off) / sr)
+    audio = renderer.render_notes(notes, program=program, tail_seconds=(total - last_off) / sr, detune_cents=detune_cents)
     if audio.shape[0] != total:
         raise AssertionError(f"render_melody produced {audio.shape[0]} frames, expected {total}.")
     return audio
