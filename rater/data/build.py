@@ -134,6 +134,21 @@ def build_config(
     }
 
 
+def planned_reads(sources: dict[str, int], tune_sources: dict[str, int]) -> tuple[list[Path], list[tunes.Tune], list[str]]:
+    """The corpus files and tunes a build with these sources parses, and their ids (``collection/file[#tune]``).
+
+    Raises ValueError when any lies in a collection reserved for evaluation (``corpus.RESERVED``).
+    """
+    paths = corpus.select_sources(sources)
+    picks = tunes.select_tunes(tune_sources, exclude=paths)
+    root = corpus.corpus_root()
+    read = [path.relative_to(root).as_posix() for path in paths] + [tune.id for tune in picks]
+    reserved = sorted({name.split("/")[0] for name in read} & set(corpus.RESERVED))
+    if reserved:
+        raise ValueError(f"Refusing to read collections reserved for evaluation: {reserved} (corpus.RESERVED).")
+    return paths, picks, read
+
+
 def parse_sources(
     sources: dict[str, int], tune_sources: dict[str, int], cache_dir: Path, pool=None, progress: bool = False
 ) -> tuple[list[corpus.Piece], list[corpus.Piece], list[str]]:
@@ -143,13 +158,7 @@ def parse_sources(
     tune printed twice cannot sit in two splits) and every corpus file or tune read, as ids like
     ``essenFolksong/han1.abc#12``. ``pool``: an executor (default: this process).
     """
-    paths = corpus.select_sources(sources)
-    picks = tunes.select_tunes(tune_sources, exclude=paths)
-    root = corpus.corpus_root()
-    read = [path.relative_to(root).as_posix() for path in paths] + [tune.id for tune in picks]
-    reserved = sorted({name.split("/")[0] for name in read} & set(corpus.RESERVED))
-    if reserved:
-        raise ValueError(f"Refusing to read collections reserved for evaluation: {reserved} (corpus.RESERVED).")
+    paths, picks, read = planned_reads(sources, tune_sources)
     executor = pool if pool is not None else _InProcess(_no_setup, ())
     # Largest files first so a slow parse does not finish last on its own; tunes (small tasks) after them.
     ordered = sorted(paths, key=lambda p: -p.stat().st_size)

@@ -257,22 +257,15 @@ def render_melody_clip(renderer, spec: MelodySpec, actions: Actions) -> np.ndarr
     return np.clip(wave, -1.0, 1.0).astype(np.float32)
 
 
-def load_melodies(
+def split_melodies(
     split: str = "test",
     seed: int = 0,
     per_piece: int = 1,
     cache_dir: str | os.PathLike = "data/.cache",
     sources: dict[str, int] | None = None,
     tune_sources: dict[str, int] | None = None,
-) -> list[Actions]:
-    """Top-line windows of the default dataset's pieces in ``split`` (for ``seed``), on PianoEnv's grid.
-
-    Returns a list of (``grid.N_STEPS``,) int64 action arrays, ``per_piece`` evenly spaced windows per piece
-    (fewer when a piece has fewer), pieces in sorted id order. Play one with ``env.step(a) for a in it`` or
-    render it with ``grid.render_melody``. Parses with the build's note cache (seconds when the default
-    dataset was built with this ``cache_dir``). The splits are the dataset's: a piece's excerpts, melody clips
-    and these windows share one split.
-    """
+) -> list[tuple[str, Actions]]:
+    """``(piece id, window)`` pairs behind ``load_melodies`` (same arguments), for callers that need the pieces."""
     from rater.data import build  # noqa: PLC0415 - build imports this module
 
     if split not in ("train", "val", "test"):
@@ -294,5 +287,24 @@ def load_melodies(
         starts = window_starts(actions) if actions is not None else []
         if len(starts):
             picks = np.unique(np.linspace(0, len(starts) - 1, per_piece).round().astype(int))
-            out.extend(window(actions, int(starts[i])) for i in picks)
+            out.extend((piece.id, window(actions, int(starts[i]))) for i in picks)
     return out
+
+
+def load_melodies(
+    split: str = "test",
+    seed: int = 0,
+    per_piece: int = 1,
+    cache_dir: str | os.PathLike = "data/.cache",
+    sources: dict[str, int] | None = None,
+    tune_sources: dict[str, int] | None = None,
+) -> list[Actions]:
+    """Top-line windows of the default dataset's pieces in ``split`` (for ``seed``), on PianoEnv's grid.
+
+    Returns a list of (``grid.N_STEPS``,) int64 action arrays, ``per_piece`` evenly spaced windows per piece
+    (fewer when a piece has fewer), pieces in sorted id order. Play one with ``env.step(a) for a in it`` or
+    render it with ``grid.render_melody``. Parses with the build's note cache (seconds when the default
+    dataset was built with this ``cache_dir``). The splits are the dataset's: a piece's excerpts, melody clips
+    and these windows share one split. ``sources``/``tune_sources`` default to the default build's.
+    """
+    return [actions for _, actions in split_melodies(split, seed, per_piece, cache_dir, sources, tune_sources)]
