@@ -111,14 +111,33 @@ def melody_to_actions(
 
 
 def skyline(notes: np.ndarray) -> list[tuple[int, float, float]]:
-    """The top line of (N, >=3) notes ``pitch, start, end, ...``: the highest pitch at each onset, cut at the next."""
+    """The top line of (N, >=3) notes ``pitch, start, end, ...`` sorted or not: a monophonic melody.
+
+    At each onset the highest note starting there joins the line, unless a higher note that began earlier is
+    still sounding (then the top voice is holding, and a lower voice's move is not melody). Each line note
+    ends at its own end or at the next line note's start, whichever comes first.
+    """
     if len(notes) == 0:
         return []
-    order = np.lexsort((-notes[:, 0], notes[:, 1]))
-    top = notes[order]
-    top = top[np.r_[True, np.diff(top[:, 1]) > 0]]
-    ends = np.minimum(top[:, 2], np.r_[top[1:, 1], np.inf])
-    return [(int(p), float(s), float(e)) for p, s, e in zip(top[:, 0], top[:, 1], ends)]
+    notes = np.asarray(notes, dtype=np.float64)
+    pitch, start, end = np.clip(np.round(notes[:, 0]), 0, 127).astype(np.int64), notes[:, 1], notes[:, 2]
+    onsets, at = np.unique(start, return_inverse=True)
+    # Pitches held over each onset (begun before it, ending after it), as a (onsets, 128) count roll.
+    first, last = at + 1, np.searchsorted(onsets, end, side="left")
+    spans = last > first
+    roll = np.zeros((len(onsets) + 1, 128), dtype=np.int64)
+    np.add.at(roll, (first[spans], pitch[spans]), 1)
+    np.add.at(roll, (last[spans], pitch[spans]), -1)
+    held = np.cumsum(roll, axis=0)[:-1] > 0
+    top_held = np.where(held.any(axis=1), 127 - np.argmax(held[:, ::-1], axis=1), -1)
+    top = np.full(len(onsets), -1)
+    np.maximum.at(top, at, pitch)
+    is_top = pitch == top[at]
+    top_end = np.full(len(onsets), -np.inf)
+    np.maximum.at(top_end, at[is_top], end[is_top])
+    keep = top >= top_held
+    line = [(int(p), float(s), float(e)) for p, s, e in zip(top[keep], onsets[keep], top_end[keep])]
+    return [(p, s, min(e, line[k + 1][1]) if k + 1 < len(line) else e) for k, (p, s, e) in enumerate(line)]
 
 
 def render_melody(

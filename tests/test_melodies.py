@@ -111,6 +111,14 @@ def test_order_scrambles_keep_what_they_should():
     assert np.abs(np.diff(jumps[jumps >= grid.NOTE])).max() >= 12
 
 
+def test_skyline_follows_the_top_voice_through_its_held_notes():
+    soprano = [[72, 0, 2, 80], [74, 2, 3, 80], [76, 3, 4, 80]]
+    alto = [[64, 0, 1, 80], [65, 1, 2, 80], [67, 2, 4, 80]]  # moves while the soprano holds its half note
+    bass = [[48, 0, 4, 80], [50, 4, 5, 80]]  # the bass alone at the end becomes the top line
+    notes = np.array(alto + bass + soprano, dtype=float)
+    assert grid.skyline(notes) == [(72, 0.0, 2.0), (74, 2.0, 3.0), (76, 3.0, 4.0), (50, 4.0, 5.0)]
+
+
 def test_windows_are_melodies():
     actions = np.r_[scale_window(), scale_window()]
     starts = melodies.window_starts(actions)

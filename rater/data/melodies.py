@@ -70,24 +70,30 @@ def window(actions: Actions, start: int, n_steps: int = grid.N_STEPS) -> Actions
     return out
 
 
+def _sounding(actions: Actions) -> np.ndarray:
+    """Per step: does a note sound (a note-on, or a hold that continues one)?"""
+    actions = np.asarray(actions)
+    steps = np.arange(len(actions))
+    last = np.maximum.accumulate(np.where(actions != grid.HOLD, steps, -1))  # last non-hold step so far
+    return (last >= 0) & (actions[np.maximum(last, 0)] >= grid.NOTE)
+
+
 def is_melody(win: Actions) -> bool:
     """At least MIN_NOTES note-ons and at most MAX_REST_FRACTION silent steps."""
-    silent = np.zeros(len(win), dtype=bool)
-    sounding = False
-    for t, a in enumerate(win):
-        sounding = a >= grid.NOTE or (a == grid.HOLD and sounding)
-        silent[t] = not sounding
-    return int((win >= grid.NOTE).sum()) >= MIN_NOTES and silent.mean() <= MAX_REST_FRACTION
+    return int((np.asarray(win) >= grid.NOTE).sum()) >= MIN_NOTES and 1 - _sounding(win).mean() <= MAX_REST_FRACTION
 
 
 def window_starts(actions: Actions, n_steps: int = grid.N_STEPS) -> np.ndarray:
-    """Steps on a beat where a note starts and the episode-long window from there is a melody."""
-    starts = [
-        s
-        for s in range(0, max(1, len(actions) - n_steps // 2), grid.STEPS_PER_BEAT)
-        if actions[s] >= grid.NOTE and is_melody(window(actions, s, n_steps))
-    ]
-    return np.array(starts, dtype=np.int64)
+    """Steps on a beat where a note starts and the episode-long window from there is a melody (``is_melody``)."""
+    actions = np.asarray(actions)
+    padded = np.r_[actions, np.full(n_steps, grid.REST)]  # windows past the end are padded with rests
+    notes = np.r_[0, np.cumsum(padded >= grid.NOTE)]
+    sounding = np.r_[0, np.cumsum(_sounding(padded))]
+    starts = np.arange(0, max(1, len(actions) - n_steps // 2), grid.STEPS_PER_BEAT)
+    starts = starts[actions[starts] >= grid.NOTE]
+    n_notes = notes[starts + n_steps] - notes[starts]
+    silent = 1 - (sounding[starts + n_steps] - sounding[starts]) / n_steps
+    return starts[(n_notes >= MIN_NOTES) & (silent <= MAX_REST_FRACTION)].astype(np.int64)
 
 
 # ---------------------------------------------------------------- degradations on the grid
