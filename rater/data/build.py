@@ -217,6 +217,10 @@ def _kind_report(meta: pd.DataFrame, scored: pd.DataFrame) -> dict:
         "gold": round(float(scored["gold"].mean()), 4),
         "gold_by_degradation": scored.groupby("degradation")["gold"].mean().round(4).to_dict(),
         "gold_by_strength": scored.groupby(strength)["gold"].mean().round(4).to_dict(),
+        "gold_by_degradation_strength": {
+            name: group.groupby(strength[group.index])["gold"].mean().round(4).to_dict()
+            for name, group in scored[scored["degradation"] != degrade.CLEAN].groupby("degradation")
+        },
     }
 
 
@@ -257,7 +261,8 @@ def format_report(report: dict) -> str:
         f"{report['clips']} clips from {report['pieces']} pieces ({report['hours']:.2f} h of audio)"
         + (f", built in {report['build_seconds']} s" if "build_seconds" in report else ""),
         *(
-            f"{name:8} {k['clips']} clips from {k['pieces']} pieces, mean gold {k['gold']:.3f}; "
+            f"{name:8} {k['clips']} clips from {k['pieces']} pieces, mean gold (by the simulated listeners) "
+            f"{k['gold']:.3f}; "
             f"by strength {k['gold_by_strength']}"
             for name, k in report.get("by_kind", {}).items()
         ),
