@@ -165,12 +165,18 @@ def test_reserved_collections_are_never_read():
     collections = {name.split("/")[0] for name in read}
     assert collections == set(corpus.DEFAULT_SOURCES) | set(melodies.TUNE_SOURCES)
     assert not collections & set(corpus.RESERVED)
+    assert not {name.split("#")[0] for name in read} & set(tunes.NEVER_CLIPS)
     assert len(read) > 700
     for name in ("airdsAirs", "miscFolk", "mozart", "joplin"):
         with pytest.raises(ValueError, match="reserved for evaluation"):
             corpus.select_sources({name: 1})
     with pytest.raises(ValueError, match="reserved for evaluation"):
         tunes.select_tunes({"airdsAirs": 1})
+    essen = sorted((corpus.corpus_root() / "essenFolksong").glob("*.abc"))
+    assert "ballad20.abc" in {p.name for p in essen}
+    assert "ballad20.abc" not in {p.name for p in tunes.collection_files("essenFolksong")}
+    with pytest.raises(ValueError, match="expectancy model"):  # nor can whole files reach them
+        build.planned_reads({"essenFolksong": len(essen)}, {})
 
 
 def test_load_melodies_gives_the_split_pieces_top_lines(cache, parsed):

@@ -137,7 +137,8 @@ def build_config(
 def planned_reads(sources: dict[str, int], tune_sources: dict[str, int]) -> tuple[list[Path], list[tunes.Tune], list[str]]:
     """The corpus files and tunes a build with these sources parses, and their ids (``collection/file[#tune]``).
 
-    Raises ValueError when any lies in a collection reserved for evaluation (``corpus.RESERVED``).
+    Raises ValueError when any lies in a collection reserved for evaluation (``corpus.RESERVED``) or is a file
+    the listeners' expectancy model is trained on (``tunes.NEVER_CLIPS``).
     """
     paths = corpus.select_sources(sources)
     picks = tunes.select_tunes(tune_sources, exclude=paths)
@@ -146,6 +147,10 @@ def planned_reads(sources: dict[str, int], tune_sources: dict[str, int]) -> tupl
     reserved = sorted({name.split("/")[0] for name in read} & set(corpus.RESERVED))
     if reserved:
         raise ValueError(f"Refusing to read collections reserved for evaluation: {reserved} (corpus.RESERVED).")
+    model_data = sorted({name.split("#")[0] for name in read} & set(tunes.NEVER_CLIPS))
+    if model_data:
+        raise ValueError(f"Refusing to make clips of {model_data}: the listeners' expectancy model is trained on them "
+                         "(tunes.NEVER_CLIPS); ask for other files.")
     return paths, picks, read
 
 

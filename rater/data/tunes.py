@@ -23,6 +23,12 @@ TUNE_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth")
 # music21's own parser test files inside the Essen folder, not part of the collection.
 SKIPPED_FILES = re.compile(r"^(test|variant)")
 TUNE_START = re.compile(r"(?m)^(?=X:)")
+# Files the gold listeners' expectancy model is trained on (``TRAINING_SOURCES`` of rater/data/expectancy.py, from
+# the listeners' branch): they never become clips, or training clips would sound less surprising than test clips.
+NEVER_CLIPS = (
+    "essenFolksong/ballad20.abc", "essenFolksong/ballad30.abc", "essenFolksong/ballad40.abc",
+    "essenFolksong/ballad80.abc",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,16 @@ def read_tunes(path: Path) -> list[str]:
 
 
 def collection_files(name: str) -> list[Path]:
-    """The ABC files of a tune collection, sorted; raises for reserved or unknown collections."""
+    """The ABC files of a tune collection, sorted, without ``NEVER_CLIPS``; raises for reserved or unknown ones."""
     corpus.check_not_reserved(name)
     if name not in TUNE_COLLECTIONS:
         raise ValueError(f"{name!r} is not a tune collection; choose from {list(TUNE_COLLECTIONS)}.")
-    return sorted(p for p in (corpus.corpus_root() / name).rglob("*.abc") if not SKIPPED_FILES.match(p.name))
+    root = corpus.corpus_root()
+    return sorted(
+        p
+        for p in (root / name).rglob("*.abc")
+        if not SKIPPED_FILES.match(p.name) and p.relative_to(root).as_posix() not in NEVER_CLIPS
+    )
 
 
 def select_tunes(sources: dict[str, int], exclude: list[Path] = ()) -> list[Tune]:
