@@ -16,9 +16,11 @@ from pathlib import Path
 
 from rater.data import melodies
 from rater.data.build import build_default_dataset
+from rater.data.clips import Clips
 
 
-def timed_builds(n_clips: int, workers: int | None, seed: int, labels: tuple[str, ...], **kwargs) -> tuple[dict, object]:
+def timed_builds(n_clips: int, workers: int | None, seed: int, labels: tuple[str, ...], **kwargs) -> tuple[dict, Clips]:
+    """Build in a fresh temporary folder (a cold note cache) once per label; seconds per label and the dataset."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "default"
         timings = {}

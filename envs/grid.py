@@ -173,7 +173,8 @@ def render_melody(
     on = np.round(notes[:, 1] * sr / BLOCK).astype(np.int64) * BLOCK
     off = np.maximum(on + BLOCK, np.round(notes[:, 2] * sr / BLOCK).astype(np.int64) * BLOCK)
     last_off = int(off.max()) if len(off) else 0
-    audio = renderer.render_notes(notes, program=program, tail_seconds=(total - last_off) / sr, detune_cents=detune_cents)
+    tail = (total - last_off) / sr
+    audio = renderer.render_notes(notes, program=program, tail_seconds=tail, detune_cents=detune_cents)
     if audio.shape[0] != total:
         raise AssertionError(f"render_melody produced {audio.shape[0]} frames, expected {total}.")
     return audio

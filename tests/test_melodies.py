@@ -144,7 +144,8 @@ def test_melody_clips_render_exactly_and_every_degradation_works(parsed, rendere
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, wave), name
     with pytest.raises(ValueError, match="Unknown melody degradation"):
-        melodies.render_melody_clip(renderer, replace(clean, degradation="clusters", strength=0.5), actions[clean.piece_id])
+        clusters = replace(clean, degradation="clusters", strength=0.5)
+        melodies.render_melody_clip(renderer, clusters, actions[clean.piece_id])
 
 
 def test_tunes_are_split_from_abc_files_and_cached(cache):

@@ -134,7 +134,9 @@ def build_config(
     }
 
 
-def planned_reads(sources: dict[str, int], tune_sources: dict[str, int]) -> tuple[list[Path], list[tunes.Tune], list[str]]:
+def planned_reads(
+    sources: dict[str, int], tune_sources: dict[str, int]
+) -> tuple[list[Path], list[tunes.Tune], list[str]]:
     """The corpus files and tunes a build with these sources parses, and their ids (``collection/file[#tune]``).
 
     Raises ValueError when any lies in a collection reserved for evaluation (``corpus.RESERVED``) or is a file
@@ -354,7 +356,9 @@ def build_default_dataset(
         kinds = ["excerpt"] * len(specs) + [melodies.KIND] * len(melody_specs)
         specs = specs + melody_specs
         chunks = [specs[i : i + CHUNK] for i in range(0, len(specs), CHUNK)]
-        futures = [pool.submit(_render_task, chunk, {_input_key(s): inputs[_input_key(s)] for s in chunk}) for chunk in chunks]
+        futures = [
+            pool.submit(_render_task, chunk, {_input_key(s): inputs[_input_key(s)] for s in chunk}) for chunk in chunks
+        ]
         waves, gold = [], []
         with tqdm(total=len(specs), desc="render", disable=not progress) as bar:
             for future in futures:
