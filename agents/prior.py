@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.metrics import Note, diversity, mean_theory_stats
-from envs.export import atomic_path
-from envs import grid as env_grid
-from envs.grid import NOTE, skyline  # noqa: F401 - skyline re-exported for callers of agents.prior
+from studio import grid as env_grid
+from studio.files import atomic_path
+from studio.grid import NOTE, skyline  # noqa: F401 - skyline re-exported for callers of agents.prior
+from studio.theory import Note, diversity, mean_theory_stats
 from envs.piano import actions_to_roll, roll_observation
 
 
@@ -38,7 +38,7 @@ class GridConfig:
 def melody_to_actions(melody: Sequence[tuple[int, float, float]], grid: GridConfig) -> np.ndarray | None:
     """Quantise a monophonic melody ``(pitch, start_beat, end_beat)`` to env actions, moved by octaves into range.
 
-    Returns None when the melody cannot fit the pitch range (see ``envs.grid.melody_to_actions``).
+    Returns None when the melody cannot fit the pitch range (see ``studio.grid.melody_to_actions``).
     """
     return env_grid.melody_to_actions(melody, grid.low_pitch, grid.n_pitches, grid.steps_per_beat)
 

@@ -10,7 +10,7 @@ Action space
     ``velocity_levels > 1``): slots with a note-on form a chord of up to ``chord_size`` distinct pitches; with
     no note-on, any ``hold`` keeps the sound and otherwise the step rests. Velocities are
     ``velocity_levels`` evenly spaced values in 40..110 (90 when there is one level). The encoding and the
-    default grid live in ``envs.grid``.
+    default grid live in ``studio.grid``.
 
 Observation space
     ``Box(0, 1, (history * n_pitches + 1,), float32)``: a piano roll of the last ``history`` steps (oldest
@@ -35,7 +35,7 @@ Episode end
 Arguments
     ``scorer``, ``reward_mode``, ``n_steps``, ``step_seconds``, ``low_pitch``, ``n_pitches``,
     ``velocity_levels``, ``chord_size``, ``history``, ``program`` (GM program, 0 = piano), ``sample_rate``
-    (16000), ``soundfont`` (see ``envs.synth.resolve_soundfont``), ``gain`` (0.2), ``tail_seconds`` (0.5),
+    (16000), ``soundfont`` (see ``studio.synth.resolve_soundfont``), ``gain`` (0.2), ``tail_seconds`` (0.5),
     ``render_mode`` (None or ``"rgb_array"``: a piano-roll image of the episode so far).
 
 Determinism: the env has no randomness of its own and every episode gets a fresh synthesizer voice on a
@@ -52,9 +52,9 @@ import numpy as np
 import pretty_midi
 from gymnasium import spaces
 
-from envs import grid
-from envs.grid import HOLD, NOTE, REST  # noqa: F401 - REST re-exported for callers of envs.piano
-from envs.synth import Renderer, block_frames
+from studio import grid
+from studio.grid import HOLD, NOTE, REST  # noqa: F401 - REST re-exported for callers of envs.piano
+from studio.synth import Renderer, block_frames
 
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 
@@ -80,8 +80,7 @@ class PianoEnv(gym.Env):
         tail_seconds: float = grid.TAIL_SECONDS,
         render_mode: str | None = None,
     ):
-        if reward_mode not in ("final", "shaped"):
-            raise ValueError(f"reward_mode must be 'final' or 'shaped', got {reward_mode!r}.")
+        check_reward_mode(reward_mode)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         if not (0 <= low_pitch and low_pitch + n_pitches <= 128 and n_pitches >= 1):
@@ -224,12 +223,26 @@ class PianoEnv(gym.Env):
         score = float(self.scorer([self._audio[:end_frame]])[0])
         if not np.isfinite(score):
             raise ValueError(f"The scorer returned {score} for step {self._t}; check the scorer/rater checkpoint.")
-        reward = score - self._last_score if self.reward_mode == "shaped" else score
+        reward = reward_from_score(self.reward_mode, score, self._last_score)
         self._last_score = score
         return reward
 
     def _observation(self) -> np.ndarray:
         return roll_observation(self._roll, self._t, self.history, self.n_steps)
+
+
+REWARD_MODES = ("final", "shaped")
+
+
+def check_reward_mode(mode: str) -> None:
+    if mode not in REWARD_MODES:
+        raise ValueError(f"reward_mode must be 'final' or 'shaped', got {mode!r}.")
+
+
+def reward_from_score(mode: str, score: float, previous: float):
+    """The reward rule: ``final`` pays the episode's score; ``shaped`` pays ``score - previous`` (potential-based,
+    ``previous`` = the score at the last scored step, 0 before the first), so an episode's rewards sum to its score."""
+    return score - previous if mode == "shaped" else score
 
 
 def roll_observation(padded_roll: np.ndarray, t: int, history: int, n_steps: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from envs import grid
+from studio import grid
 from rater.data import __main__ as cli
 from rater.data import corpus, melodies
 from rater.data.build import assign_splits, build_default_dataset, load_or_build
@@ -93,11 +93,14 @@ def test_report_and_positive_gold_p_correlation(built):
     assert report["gold_p_spearman"] > 0.1
 
 
-def test_warm_rebuild_is_fast_and_identical(built):
+def test_warm_rebuild_is_a_cached_load_and_identical(built, monkeypatch):
     out, clips, _ = built
-    started = time.perf_counter()
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("an unchanged rebuild must load the saved dataset, not parse or render again")
+
+    monkeypatch.setattr(corpus, "select_sources", no_work)
     again = build_default_dataset(out, seed=0, **SMALL)
-    assert time.perf_counter() - started < 5.0
     assert again.data_hash == clips.data_hash
     assert load_or_build(out, seed=0).data_hash == clips.data_hash
 
@@ -127,3 +130,15 @@ def test_cli_help_and_bad_input(capsys):
         build_default_dataset("unused", n_clips=5, melody_fraction=1.5)
     with pytest.raises(ValueError, match="reserved for evaluation"):
         build_default_dataset("unused", sources={"mozart": 1}, n_clips=5, progress=False)
+
+
+def test_undegraded_reference_rows_by_kind(built):
+    clips = built[1]
+    meta = clips.meta
+    for split in ("train", "test"):
+        excerpts, melodies_, both = (set(clips.undegraded(split, kind)) for kind in ("excerpt", "melody", None))
+        assert excerpts and excerpts | melodies_ == both and not excerpts & melodies_
+        assert (meta.loc[sorted(both), "degradation"] == "none").all() and (meta.loc[sorted(both), "split"] == split).all()
+    assert (meta.loc[clips.undegraded("train", "melody"), "kind"] == "melody").all()
+    with pytest.raises(ValueError, match="kind"):
+        clips.undegraded("test", "symphony")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import envs
-from envs import grid
-from envs.synth import Renderer
+from studio import grid
+from studio.synth import Renderer
 from rater.data import build, corpus, degrade, melodies, tunes
 
 SR = grid.SAMPLE_RATE

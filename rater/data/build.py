@@ -27,7 +27,8 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
-from envs import grid, synth
+from studio import SAMPLE_RATE, grid, synth
+from studio.files import write_json
 from rater.data import clips as clips_module
 from rater.data import corpus, degrade, listeners, melodies, popularity, tunes
 from rater.data.clips import Clips
@@ -290,10 +291,6 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, payload: dict) -> None:
-    corpus.atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
-
-
 def build_default_dataset(
     out_dir: str | os.PathLike = "data/default",
     seed: int = 0,
@@ -303,7 +300,7 @@ def build_default_dataset(
     sources: dict[str, int] | None = None,
     cache_dir: str | os.PathLike | None = None,
     soundfont: str | os.PathLike | None = None,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     tune_sources: dict[str, int] | None = None,
     melody_fraction: float = melodies.MELODY_FRACTION,
 ) -> Clips:

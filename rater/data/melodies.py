@@ -1,9 +1,9 @@
 """Melodies in the agent's domain: corpus top lines and folk tunes on PianoEnv's grid, clean and degraded.
 
 Why: the rater scores monophonic piano melodies from PianoEnv, so the default dataset holds such melodies,
-rendered exactly as the env renders them (``envs.grid.render_melody``: same grid, pitch range, program,
+rendered exactly as the env renders them (``studio.grid.render_melody``: same grid, pitch range, program,
 velocity, gain, sample rate and tail; one clip is one episode long). A melody is a piece's top line
-(``envs.grid.skyline``) quantised to the grid and moved by octaves into the env's range; a clip is one
+(``studio.grid.skyline``) quantised to the grid and moved by octaves into the env's range; a clip is one
 episode-long window of it, starting on a note-on at a beat.
 
 Degradations on the grid (``GRID_DEGRADATIONS``) are moves the agent could play itself, and include the
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs import grid
+from studio import grid
 from rater.data import corpus, degrade
 
 KIND = "melody"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rater.data import corpus
+from studio.files import write_bytes
 
 # ABC collections whose tunes can be melody sources. None of them is reserved for evaluation.
 TUNE_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth")
@@ -121,7 +122,7 @@ def load_tunes(path: Path, numbers: list[int], cache_dir: Path) -> list[corpus.P
                 cached.unlink(missing_ok=True)  # a damaged cache entry is parsed again below
         if not cached.is_file():
             piece = parse_tune(tune, texts[number])
-            corpus.atomic_write_bytes(cached, pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL))
+            write_bytes(cached, pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL))
         if piece is not None:
             pieces.append(piece)
     return pieces

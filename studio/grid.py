@@ -1,8 +1,8 @@
 """PianoEnv's grid and action encoding, and a pure melody renderer: one home for the env, the prior and the data.
 
-Why a separate module: the dataset build renders melodies exactly as PianoEnv plays them, but the rater side
-must not depend on the RL environment. This module imports nothing of the project but the renderer
-(``envs.synth``); it moves to ``studio/`` with the renderer.
+Why in the foundation: the dataset build (``rater/``) renders melodies exactly as PianoEnv (``envs/``) plays
+them, and the prior (``agents/``) quantises corpus melodies to the same grid, but the rater never imports the
+env. This module imports nothing of the project but the renderer (``studio.synth``).
 
 The encoding (``Discrete`` actions, one per time step): ``REST`` (0) ends what sounds and stays silent,
 ``HOLD`` (1) keeps what sounds, ``NOTE + i`` (2 + i) starts pitch ``low_pitch + i`` (and ends the previous
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.synth import BLOCK, Renderer, block_frames
+from studio import SAMPLE_RATE  # noqa: F401 - the grid's sample rate, re-exported
+from studio.synth import BLOCK, Renderer, block_frames
 
 REST, HOLD, NOTE = 0, 1, 2  # action NOTE + i = note-on of pitch low_pitch + i
 VELOCITY = 90  # every note-on when the env has one velocity level
@@ -27,7 +28,6 @@ N_PITCHES = 36  # three octaves: MIDI 48..83
 PROGRAM = 0  # General MIDI acoustic grand piano
 GAIN = 0.2  # FluidSynth synth.gain
 TAIL_SECONDS = 0.5  # release tail rendered after the last step
-SAMPLE_RATE = 16000
 
 
 def step_frames(sample_rate: int = SAMPLE_RATE, step_seconds: float = STEP_SECONDS) -> int:
