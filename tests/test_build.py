@@ -11,6 +11,7 @@ import pytest
 from studio import grid
 from rater.data import __main__ as cli
 from rater.data import corpus, melodies
+from rater.data import build
 from rater.data.build import assign_splits, build_default_dataset, load_or_build
 
 SMALL = {
@@ -68,6 +69,13 @@ def test_splits_are_disjoint_by_piece(built):
     groups = {name: set(meta.loc[meta["split"] == name, "source"]) for name in ("train", "val", "test")}
     assert all(groups.values())
     assert not (groups["train"] & groups["val"] or groups["train"] & groups["test"] or groups["val"] & groups["test"])
+
+
+def test_the_build_key_covers_every_data_module_and_the_renderer():
+    names = {path.name for path in build.code_files()}
+    assert {"build.py", "corpus.py", "degrade.py", "listeners.py", "melodies.py", "tunes.py", "popularity.py"} <= names
+    assert {"synth.py", "grid.py"} <= names
+    assert build.code_version() == build.code_version()
 
 
 def test_assign_splits_is_80_10_10():

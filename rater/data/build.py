@@ -17,7 +17,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -29,8 +28,7 @@ from tqdm import tqdm
 
 from studio import SAMPLE_RATE, grid, synth
 from studio.files import write_json
-from rater.data import clips as clips_module
-from rater.data import corpus, degrade, listeners, melodies, popularity, tunes
+from rater.data import corpus, degrade, melodies, tunes
 from rater.data.clips import Clips
 from rater.data.listeners import ListenerPopulation
 
@@ -100,12 +98,23 @@ class _InProcess:
         _WORKER.clear()
 
 
+def code_files() -> list[Path]:
+    """Every file that can alter the built audio, gold or counts.
+
+    That is the whole ``rater/data`` package (sources and data files such as a frozen listener model, so a new
+    listener module cannot be forgotten here) and the renderer and grid in ``studio/``.
+    """
+    package = Path(__file__).resolve().parent
+    files = sorted(p for p in package.iterdir() if p.is_file() and p.suffix in (".py", ".json", ".npz", ".pkl"))
+    return files + [Path(synth.__file__).resolve(), Path(grid.__file__).resolve()]
+
+
 def code_version() -> str:
-    """Hash of the source of every module whose change alters the built audio, gold or counts."""
+    """Hash of the names and contents of ``code_files()``."""
     digest = hashlib.sha256()
-    for module in (corpus, degrade, sys.modules[__name__], listeners, popularity, clips_module, synth, grid, melodies,
-                   tunes):
-        digest.update(Path(module.__file__).read_bytes())
+    for path in code_files():
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
