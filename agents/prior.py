@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from studio import grid as env_grid
 from studio.files import atomic_path
+from studio.grid import HOLD, NOTE, REST, skyline  # noqa: F401 - skyline (the top line) re-exported for callers
 from studio.theory import Note, diversity, interval_histogram, interval_js, mean_theory_stats
-from envs.piano import HOLD, REST
 
 # The collections the evaluation keeps for itself (ARCHITECTURE.md): never read by the prior.
 RESERVED = ("airdsAirs", "miscFolk", "mozart", "haydn", "beethoven", "josquin", "trecento", "schumann_clara", "joplin")
@@ -96,24 +97,15 @@ def fit_tokens(tokens: np.ndarray, grid: GridConfig, transpose: int = 0) -> np.n
 def melody_to_actions(melody: Sequence[tuple[int, float, float]], grid: GridConfig) -> np.ndarray | None:
     """Quantise a monophonic melody ``(pitch, start_beat, end_beat)`` to env actions, moved by octaves into range.
 
-    Returns None when the melody cannot fit the pitch range.
+    Returns None when the melody cannot fit the pitch range (see ``studio.grid.melody_to_actions``).
     """
-    tokens = melody_tokens(melody, grid.steps_per_beat)
-    return None if tokens is None else fit_tokens(tokens, grid)
+    return env_grid.melody_to_actions(melody, grid.low_pitch, grid.n_pitches, grid.steps_per_beat)
 
 
 def actions_to_notes(actions: Sequence[int], grid: GridConfig, step_seconds: float = 0.25) -> list[Note]:
     """Notes ``(pitch, start_s, end_s, 90)`` of PianoEnv ``Discrete`` actions (rest/hold/note-on)."""
-    notes, current = [], None
-    for t, a in enumerate(actions):
-        if current is not None and a != HOLD:
-            notes.append((current[0], current[1] * step_seconds, t * step_seconds, 90))
-            current = None
-        if a >= 2:
-            current = (grid.low_pitch + int(a) - 2, t)
-    if current is not None:
-        notes.append((current[0], current[1] * step_seconds, len(actions) * step_seconds, 90))
-    return notes
+    notes = env_grid.actions_to_notes(actions, grid.low_pitch, step_seconds)
+    return [(int(p), float(s), float(e), int(v)) for p, s, e, v in notes]
 
 
 def episode_windows(token_seqs: Sequence[np.ndarray], grid: GridConfig, stride: int | None = None) -> np.ndarray:
@@ -357,28 +349,6 @@ def load_prior(path: str | os.PathLike, grid: GridConfig) -> NotePrior:
 
 
 # --------------------------------------------------------------------------- corpus melodies
-def skyline(notes: np.ndarray) -> list[tuple[int, float, float]]:
-    """The top line of (pitch, start_q, end_q, ...) notes: at each onset, the highest *sounding* pitch; a melody note
-    starts when that top pitch is a new onset, and lasts until its end or the next melody note. A lower voice
-    moving under a held upper note is not the top line (the round-1 skyline took it, so chorale "top lines" leapt
-    between voices)."""
-    if len(notes) == 0:
-        return []
-    notes = notes[np.lexsort((-notes[:, 0], notes[:, 1]))]
-    melody: list[list[float]] = []
-    for t in np.unique(notes[:, 1]):
-        sounding = notes[(notes[:, 1] <= t) & (notes[:, 2] > t)]
-        if not len(sounding):
-            continue
-        top = sounding[np.argmax(sounding[:, 0])]
-        if top[1] != t:  # the top voice is holding: nothing new in the melody
-            continue
-        if melody:
-            melody[-1][2] = min(melody[-1][2], t)
-        melody.append([int(top[0]), float(t), float(top[2])])
-    return [(int(p), float(s), float(e)) for p, s, e in melody]
-
-
 def dataset_pieces(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
     """The corpus sources a default dataset was built from, and each of its pieces' split."""
     import pandas as pd  # noqa: PLC0415
