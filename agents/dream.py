@@ -26,6 +26,7 @@ from torch import nn
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
 from agents.judges import Judges, load_judges
 from envs.export import atomic_path, write_json, write_text
+from envs.progress import progress_bar
 from rater.augment import AugmentConfig
 from rater.cli import parse_args
 
@@ -210,6 +211,7 @@ def dream(
     discriminator: Discriminator | None = None,
     writer=None,
     tag: str = "dream",
+    progress: bool = True,
 ) -> DreamResult:
     """Ascend ``scorer.score_tensor`` (a rater ``Scorer``) from ``init`` (default: seeded white noise).
 
@@ -237,6 +239,7 @@ def dream(
         disc = (discriminator or Discriminator(sample_rate)).to(device).eval().requires_grad_(False)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=config.disc_lr)
     history: list[dict] = []
+    bar = progress_bar(total=config.steps, desc=f"dream {tag}", unit="step", disable=not progress)
     for step in range(config.steps + 1):
         waves = param()
         if config.robust:
@@ -273,6 +276,8 @@ def dream(
             if writer is not None:
                 for key, value in stats.items():
                     writer.add_scalar(f"{tag}/{key}", value, step)
+        bar.update(1)
+    bar.close()
     final = param().detach()
     result = DreamResult(
         waves=final.cpu().numpy().astype(np.float32),

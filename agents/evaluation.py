@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import soundfile as sf
-from tqdm import tqdm
+from envs.progress import progress_bar
 
 from agents.judges import Judges, file_hash, load_judges
 from agents.metrics import Note, diversity, mean_theory_stats
@@ -369,7 +369,7 @@ def evaluate(args: Args) -> dict:
     stages.append(lambda: [random_group(args.episodes, args.seed)])
     stages.append(lambda: [corpus_group(args.data_dir, args.seed, args.reference_clips, sample_rate)])
     groups: list[Group] = []
-    for stage in tqdm(stages, desc="render + score", unit="agent"):
+    for stage in progress_bar(stages, desc="render + score", unit="agent"):
         for group in stage():
             group.scores = judges.score([p.audio for p in group.pieces])
             groups.append(group)

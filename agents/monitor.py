@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
-from tqdm import tqdm
+from envs.progress import progress_bar
 
 from agents.judges import Judges
 from agents.metrics import diversity, mean_theory_stats
@@ -133,7 +133,7 @@ class ProgressBar(BaseCallback):
         self.bar = None
 
     def _on_training_start(self) -> None:
-        self.bar = tqdm(total=self.total, unit="step", desc="training", dynamic_ncols=True)
+        self.bar = progress_bar(total=self.total, unit="step", desc="training", dynamic_ncols=True)
         self._start = self.num_timesteps
 
     def _on_step(self) -> bool:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
+from envs.progress import progress_bar
 
 from envs.export import atomic_path, write_json
 from rater.augment import AugmentConfig, augment
@@ -89,7 +89,7 @@ def mel_cache(clips: Clips, directory: Path, mel: LogMel, progress: bool = True)
     frames = np.empty((int(lengths.sum()), mel.config.n_mels), dtype=np.float16)
     order = np.argsort(clips.meta["length"].to_numpy(), kind="stable")
     with torch.no_grad():
-        for start in tqdm(range(0, len(order), 16), "log-mel", disable=not progress):
+        for start in progress_bar(range(0, len(order), 16), "log-mel", disable=not progress):
             rows = order[start : start + 16]
             waves = clips.waveforms(rows)
             batch = np.zeros((len(waves), max(w.size for w in waves)), dtype=np.float32)
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
             rng.bit_generator.state = current["rng"]
             generator.set_state(current["generator"])
             run = current["run"]
-        bar = tqdm(range(run["epoch"], args.epochs), f"rater {k}", disable=not args.progress, initial=run["epoch"], total=args.epochs)
+        bar = progress_bar(range(run["epoch"], args.epochs), f"rater {k}", disable=not args.progress, initial=run["epoch"], total=args.epochs)
         for epoch in bar:
             model.train()
             rows = rng.permutation(folds[k])

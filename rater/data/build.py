@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tqdm import tqdm
+from envs.progress import progress_bar
 
 from envs import synth
 from rater.data import clips as clips_module
@@ -216,14 +216,14 @@ def build_default_dataset(
         # Largest files first so a slow parse does not finish last on its own.
         ordered = sorted(paths, key=lambda p: -p.stat().st_size)
         futures = [pool.submit(_parse_task, path, cache) for path in ordered]
-        parsed = {path: f.result() for path, f in zip(ordered, tqdm(futures, "parse", disable=not progress))}
+        parsed = {path: f.result() for path, f in zip(ordered, progress_bar(futures, "parse", disable=not progress))}
         pieces = [piece for path in paths for piece in parsed[path]]
         specs = corpus.plan_clips(pieces, n_clips, seed)
         notes = {piece.id: piece.notes for piece in pieces}
         chunks = [specs[i : i + CHUNK] for i in range(0, len(specs), CHUNK)]
         futures = [pool.submit(_render_task, chunk, {s.piece_id: notes[s.piece_id] for s in chunk}) for chunk in chunks]
         waves, gold = [], []
-        with tqdm(total=len(specs), desc="render", disable=not progress) as bar:
+        with progress_bar(total=len(specs), desc="render", disable=not progress) as bar:
             for future in futures:
                 chunk_waves, chunk_gold = future.result()
                 waves.extend(chunk_waves)

@@ -18,7 +18,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from envs.progress import progress_bar
 
 from rater.data.build import POOL_CONTEXT, write_json
 from rater.data.clips import Clips
@@ -193,9 +193,9 @@ def ingest(
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     if n_workers > 1 and len(tasks) > 8:
         with ProcessPoolExecutor(n_workers, POOL_CONTEXT) as pool:
-            results = list(tqdm(pool.map(_decode_task, tasks, chunksize=4), "decode", len(tasks), disable=not progress))
+            results = list(progress_bar(pool.map(_decode_task, tasks, chunksize=4), "decode", len(tasks), disable=not progress))
     else:
-        results = [_decode_task(t) for t in tqdm(tasks, "decode", disable=not progress)]
+        results = [_decode_task(t) for t in progress_bar(tasks, "decode", disable=not progress)]
     kept, waves = [], []
     first_of: dict[str, str] = {}  # file digest -> id of the first row that used it
     for i, (wave, reason, digest) in enumerate(results):
