@@ -11,15 +11,19 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyloudnorm
 import pytest
+import soundfile as sf
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import evaluate as evaluate_cli
 from agents.evaluation import Args, evaluate
-from agents.judges import file_hash
+from agents.judges import file_hash, load_judges
 from agents.prior import GridConfig, actions_to_notes
+from agents.rollout import collect_episodes, random_policy
 from envs.export import save_wav
+from envs.listen import true_peak_dbfs
 from envs.piano import PianoEnv
 from rater.scorer import Scorer
 
@@ -92,6 +96,27 @@ def test_same_seed_gives_byte_identical_results_through_the_cli(workspace, evalu
                                "--runs-dir", str(workspace / "runs"), "--data-dir", str(workspace / "data"),
                                "--reference-clips", "2"])
     assert (Path(again["out"]) / "results.json").read_bytes() == (Path(evaluated["out"]) / "results.json").read_bytes()
+
+
+def test_wavs_are_levelled_listening_copies_and_scores_are_the_raters(workspace, evaluated):
+    """Every WAV is a 44.1 kHz listening copy at -16 LUFS (+-1 LU), true peak <= -1 dBFS; the scores are the
+    judges' on the rater's own 16 kHz render, exactly as if no listening copy had been made."""
+    out = Path(evaluated["out"])
+    levels = []
+    for pieces in evaluated["pieces"].values():
+        for piece in pieces:
+            audio, rate = sf.read(out / piece["wav"], dtype="float64")
+            assert rate == 44100 and audio.ndim == 1
+            lufs = pyloudnorm.Meter(rate).integrated_loudness(audio)
+            assert abs(lufs + 16) <= 1 and true_peak_dbfs(audio) <= -1 + 0.01, piece["id"]
+            assert piece["lufs"] == pytest.approx(lufs, abs=0.1)
+            levels.append(lufs)
+    assert "listening copy" in evaluated["listening"] and "rater's own render" in (out / "report.md").read_text()
+    judges = load_judges(evaluated["rater"]["path"], device="cpu", reference_data=None)
+    played = collect_episodes(lambda env: random_policy(env, 0), 2, 0)
+    direct = judges.score([e["audio"] for e in played])
+    for judge in ("proxy", "heldout", "gold"):
+        assert [p[judge] for p in evaluated["pieces"]["random baseline"]] == pytest.approx(direct[judge], abs=1e-6)
 
 
 def test_html_references_files_that_exist(evaluated):
