@@ -28,7 +28,6 @@ from envs.piano import PianoEnv
 from rater.scorer import Scorer
 
 SR = 16000
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +156,7 @@ def test_actions_to_notes_follows_rest_hold_note_on():
     assert notes == [(48, 0.0, 1.5, 90), (60, 2.0, 2.5, 90), (51, 2.5, 3.0, 90)]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium not installed (apt-get install -y chromium)")
-def test_page_loads_players_and_images_in_a_headless_browser(evaluated):
+def test_page_loads_players_and_images_in_a_headless_browser(chromium, evaluated):
     """Chromium opens a copy of index.html that reports how many images and audio files decoded.
 
     Media loads outside Chromium's virtual time, so a run that ends before every player answered is retried.
@@ -176,7 +174,7 @@ def test_page_loads_players_and_images_in_a_headless_browser(evaluated):
     });</script></body>"""
     check = out / "check.html"
     check.write_text((out / "index.html").read_text().replace("</body>", probe))
-    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
                "--virtual-time-budget=10000", "--dump-dom", check.as_uri()]
     for _ in range(3):
         dom = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
