@@ -58,7 +58,7 @@ class Args:
     dropout: float = field(default=0.1, metadata={"help": "dropout after each Dense layer"})
     augment: bool = field(default=False, metadata={"help": "mel-domain gain / pitch / stretch augmentation (off: listeners judge loudness, register and tempo, so it hurt val Spearman)"})
     resume: bool = field(default=False, metadata={"help": "continue from <out>/checkpoints/last.pt"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = all cores)"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads; fixed because the thread count changes the rater's floats (0 = all cores: faster on big machines, numbers then depend on the core count)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
 
@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
     """Train, freeze and report; returns the report dict (also in ``<out>/report.json``)."""
     args = parse_args(Args, argv, prog="python -m rater.train", description=__doc__)
     config = check_args(args)
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0 = all cores), got {args.threads}.")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = resolve_device(args.device)
     out = Path(args.out)
@@ -339,6 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_seconds": round(train_seconds, 1),
         "spearman_vs_ceiling": rows["rater 0 (reward)"]["spearman"] / ceiling["spearman"] if ceiling else None,
         "device": str(device),
+        "threads": torch.get_num_threads(),  # with the device, what the floats depend on (see README, Reproducibility)
         "data_hash": clips.data_hash,
     }
     for k in range(len(models)):
