@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import soundfile as sf
-from envs.progress import progress_bar
 
 from agents.judges import Judges, file_hash, load_judges
 from agents.metrics import Note, diversity, mean_theory_stats
@@ -32,6 +31,7 @@ from agents.rollout import collect_episodes, model_policy, random_policy
 from envs.export import atomic_path, save_midi, save_wav, write_json, write_text
 from envs.listen import LISTEN_RATE, PEAK_CEILING_DBFS, TARGET_LUFS, ListeningRenderer, listening_copy
 from envs.piano import piano_roll_image
+from envs.progress import progress_bar
 
 SB3_ALGOS = ("ppo", "a2c", "dqn")
 JUDGES = ("proxy", "heldout", "gold")

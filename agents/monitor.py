@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
-from envs.progress import progress_bar
 
 from agents.interrupt import interrupt_point
 from agents.judges import Judges
@@ -23,6 +22,7 @@ from agents.metrics import diversity, mean_theory_stats
 from envs.export import atomic_path
 from envs.listen import ListeningRenderer
 from envs.piano import piano_roll_image
+from envs.progress import progress_bar
 
 NOT_LOGGED = ("stdout", "log", "json", "csv")
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch.utils.tensorboard import SummaryWriter
-from envs.progress import progress_bar
 
 from envs.export import atomic_path, write_json
+from envs.progress import progress_bar
 from rater.augment import AugmentConfig, augment
 from rater.cli import parse_args
 from rater.data.clips import Clips

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from envs.progress import progress_bar
 
 from envs import synth
+from envs.progress import progress_bar
 from rater.data import clips as clips_module
 from rater.data import corpus, degrade, listeners, popularity
 from rater.data.clips import Clips

@@ -18,8 +18,8 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
-from envs.progress import progress_bar
 
+from envs.progress import progress_bar
 from rater.data.build import POOL_CONTEXT, write_json
 from rater.data.clips import Clips
 from rater.data.popularity import validate_counts
