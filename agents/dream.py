@@ -24,12 +24,12 @@ import torch
 from torch import nn
 
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
-from agents.judges import Judges, load_judges
-from envs.export import atomic_path, write_json, write_text
-from envs.listen import LISTEN_RATE, listening_copy
-from envs.progress import progress_bar
+from rater.judges import Judges, load_judges
+from studio.files import atomic_path, write_json, write_text
+from studio.listen import LISTEN_RATE, listening_copy
+from studio.progress import progress_bar
 from rater.augment import AugmentConfig
-from rater.cli import parse_args
+from studio.flags import parse_args
 
 MODES = ("naive", "regularised", "adversarial")
 PARAMS = ("wave", "stft")
@@ -330,9 +330,9 @@ def save_outputs(folder: Path, result: DreamResult, sample_rate: int, writer=Non
     """WAVs, a mel PNG, scores.json (and best/median audio in TensorBoard) for one dreaming run.
 
     Two WAVs per dream: ``dream_NN.wav`` is exactly what the rater scored (its sample rate and level; evaluate.py
-    scores these), ``listen_NN.wav`` the listening copy (``envs.listen``: 44.1 kHz, -16 LUFS, true peak <= -1
+    scores these), ``listen_NN.wav`` the listening copy (``studio.listen``: 44.1 kHz, -16 LUFS, true peak <= -1
     dBFS), which TensorBoard gets too."""
-    from envs.export import save_wav  # noqa: PLC0415
+    from studio.files import save_wav  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
     listening = [listening_copy(wave, sample_rate)[0] for wave in result.waves]
@@ -373,13 +373,8 @@ def real_clips(data_dir: str, seed: int, samples: int, max_clips: int = 256) -> 
     from rater.data.build import load_or_build  # noqa: PLC0415 - builds the dataset on first use
 
     clips = load_or_build(data_dir, seed=seed)
-    meta = clips.meta
-    undegraded = (meta["degradation"] == "none").to_numpy()
-    picked = {}
-    for split in ("train", "test"):
-        idx = np.flatnonzero(undegraded & (meta["split"] == split).to_numpy())[:max_clips]
-        picked[split] = RealCrops(clips.waveforms(idx), samples)
-    return picked["train"], picked["test"]
+    train, test = (RealCrops(clips.waveforms(clips.undegraded(split)[:max_clips]), samples) for split in ("train", "test"))
+    return train, test
 
 
 def judge(waves: Sequence[np.ndarray], judges: Judges, discriminator: Discriminator | None) -> dict:

@@ -17,12 +17,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 
 from agents.interrupt import interrupt_point
-from agents.judges import Judges
-from agents.metrics import diversity, mean_theory_stats
-from envs.export import atomic_path
-from envs.listen import ListeningRenderer
+from rater.judges import Judges
+from studio.theory import diversity, mean_theory_stats
+from studio.files import atomic_path
+from studio.listen import ListeningRenderer
 from envs.piano import piano_roll_image
-from envs.progress import progress_bar
+from studio.progress import progress_bar
 
 NOT_LOGGED = ("stdout", "log", "json", "csv")
 
@@ -50,7 +50,7 @@ class OverOptimisationMonitor(BaseCallback):
         self.stop = False
         self.gold_target: dict | None = None  # when the gold score first reached the corpus's 90th percentile
         self.started = time.time()
-        self.listener = ListeningRenderer()  # TensorBoard's audio is for people: 44.1 kHz, -16 LUFS (envs.listen)
+        self.listener = ListeningRenderer()  # TensorBoard's audio is for people: 44.1 kHz, -16 LUFS (studio.listen)
         self.media_seconds = 0.0  # wall time spent making listening copies, to keep an eye on their cost
 
     def _on_training_start(self) -> None:

@@ -22,14 +22,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import envs
 from agents.interrupt import ClosableSubprocVecEnv, interrupt_point, interrupts_handled
-from agents.judges import Judges, load_judges
+from rater.judges import Judges, load_judges
 from agents.monitor import CheckpointEvery, OverOptimisationMonitor, ProgressBar, atomic_save
 from agents.prior import GridConfig, default_prior
 from agents.rollout import collect_episodes, model_policy, random_policy, summarise
 from agents.wrappers import PriorReward, RaterReward
-from envs.export import write_json
-from rater.cli import parse_args
-from rater.scorer import resolve_device
+from studio.files import write_json
+from studio.flags import parse_args
+from studio.device import resolve_device
 
 ALGOS = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 

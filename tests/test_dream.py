@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents.discriminator import Discriminator, RealCrops
 from agents.dream import DreamConfig, dream, main, mode_config, noise_init, save_outputs
-from envs.listen import loudness_lufs, true_peak_dbfs
+from studio.listen import loudness_lufs, true_peak_dbfs
 from rater.data.clips import Clips
 from rater.scorer import Scorer
 

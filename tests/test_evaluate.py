@@ -18,12 +18,12 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import evaluate as evaluate_cli
-from agents.evaluation import Args, evaluate
-from agents.judges import file_hash, load_judges
+from evaluation.report import Args, evaluate
+from rater.judges import file_hash, load_judges
 from agents.prior import GridConfig, actions_to_notes
 from agents.rollout import collect_episodes, random_policy
-from envs.export import save_wav
-from envs.listen import true_peak_dbfs
+from studio.files import save_wav
+from studio.listen import true_peak_dbfs
 from envs.piano import PianoEnv
 from rater.scorer import Scorer
 

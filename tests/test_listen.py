@@ -1,7 +1,7 @@
 """Listening copies: real pieces rendered by FluidSynth at 44.1 kHz, levelled to -16 LUFS with true peak <= -1 dBFS.
 
 Loudness is measured here with pyloudnorm's own meter and true peak by 4x oversampling, independently of the
-gain that ``envs.listen`` computed; the rater's render and its scores must not change.
+gain that ``studio.listen`` computed; the rater's render and its scores must not change.
 """
 
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 from scipy.signal import resample_poly
 
 from agents.rollout import collect_episodes, random_policy
-from envs.listen import (LISTEN_RATE, ListeningRenderer, listening_copy, loudness_lufs, normalise,
+from studio.listen import (LISTEN_RATE, ListeningRenderer, listening_copy, loudness_lufs, normalise,
                          true_peak_dbfs)
 from envs.piano import notes_to_midi
 from tests.conftest import melody

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from envs.progress import LineProgress, is_live, progress_bar
+from studio.progress import LineProgress, is_live, progress_bar
 
 
 def records(text: str) -> list[str]:

@@ -13,7 +13,8 @@ from stable_baselines3 import PPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents import sb3
-from envs.listen import loudness_lufs, true_peak_dbfs
+from studio.listen import loudness_lufs, true_peak_dbfs
+
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory, tiny_prior) -> Path:
@@ -60,7 +61,7 @@ def test_tensorboard_has_judges_curves_audio_and_piano_rolls(trained):
     assert {"episodes/best", "episodes/median"} <= set(tags["audio"])
     clip = acc.Audio("episodes/best")[0]
     audio, rate = soundfile.read(io.BytesIO(clip.encoded_audio_string))
-    assert clip.sample_rate == rate == 44100  # a listening copy (envs.listen), not the rater's 16 kHz render
+    assert clip.sample_rate == rate == 44100  # a listening copy (studio.listen), not the rater's 16 kHz render
     assert abs(loudness_lufs(audio, rate) + 16) <= 1 and true_peak_dbfs(audio) <= -1 + 0.01
     assert any(t.startswith("episodes/best_roll") for t in tags["images"])
 

@@ -3,7 +3,7 @@
 The rater scores audio at its own sample rate (16 kHz by default) and at the renderer's fixed gain; at that
 gain a piano melody sits near -42 LUFS, close to silence at a normal playback volume. A *listening copy* of
 the same piece is a second render, for people only: 44.1 kHz through the same offline FluidSynth renderer
-(``envs.synth``: same soundfont, programs, note times and velocities), then one gain (no compression, no
+(``studio.synth``: same soundfont, programs, note times and velocities), then one gain (no compression, no
 limiting: the dynamics inside the piece are untouched) that brings it to -16 LUFS integrated loudness
 (ITU-R BS.1770-4, measured with ``pyloudnorm``), unless that would put its true peak above -1 dBFS.
 
@@ -17,7 +17,7 @@ Listening copies are never scored: scoring uses the rater's own render. Audio wi
 clips) is resampled to 44.1 kHz (polyphase, ``resample_poly``) and then levelled the same way; it keeps the
 bandwidth it was made with (8 kHz at 16 kHz).
 
-Imports nothing from the project outside ``envs``.
+Imports nothing from the project outside ``studio``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import pyloudnorm
 from scipy.signal import resample_poly
 
-from envs.synth import Renderer
+from studio.synth import Renderer
 
 LISTEN_RATE = 44100  # Hz
 TARGET_LUFS = -16.0  # integrated loudness, LUFS (common for downloads; streaming services use about -14)
@@ -124,7 +124,7 @@ def listening_copy(wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, Leve
 class ListeningRenderer:
     """Renders pieces for people: ``render_midi(pm)`` -> (float32 mono at 44.1 kHz, ``Level``).
 
-    Owns a 44.1 kHz ``envs.synth.Renderer`` (same soundfont, gain and effects as PianoEnv's by default),
+    Owns a 44.1 kHz ``studio.synth.Renderer`` (same soundfont, gain and effects as PianoEnv's by default),
     created on first use. Holds C state: one per process, never pickled.
     """
 
