@@ -2,6 +2,9 @@
 and the rater's thread count is a fixed setting, never the machine's core count (it changes the floats)."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -38,3 +41,16 @@ def test_default_thread_count_does_not_follow_the_core_count(tiny_data_dir, tmp_
     finally:
         torch.set_num_threads(before)
     assert Scorer.load(tmp_path / "r" / "checkpoints" / "rater.pt", device="cpu").sample_rate == 16000
+
+
+def test_no_default_follows_the_core_count():
+    """PPO's env count and the rater's threads shape the numbers, so their defaults are fixed: a machine with
+    another core count gets the same defaults (checked in a fresh interpreter that reports 7 cores)."""
+    probe = ("import os; os.cpu_count = lambda: 7\n"
+             "from agents.sb3 import Args as PPOArgs\nfrom rater.train import Args as RaterArgs\n"
+             "print(PPOArgs().n_envs, RaterArgs().threads)")
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["2", "2"]
