@@ -48,9 +48,9 @@ def test_no_default_follows_the_core_count():
     another core count gets the same defaults (checked in a fresh interpreter that reports 7 cores)."""
     probe = ("import os; os.cpu_count = lambda: 7\n"
              "from agents.sb3 import Args as PPOArgs\nfrom rater.train import Args as RaterArgs\n"
-             "print(PPOArgs().n_envs, RaterArgs().threads)")
+             "print('defaults', PPOArgs().n_envs, RaterArgs().threads)")
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(root)})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["2", "2"]
+    assert "defaults 2 2" in result.stdout.splitlines(), result.stdout  # pyfluidsynth prints a line on import
