@@ -174,3 +174,23 @@ def test_cli_note_mode_writes_midi_wavs_and_tensorboard_rolls(tiny_rater, tmp_pa
     events.Reload()
     assert len(events.Audio("notes/best")) == 1 and len(events.Images("notes/roll_01")) == 1
     assert len(events.Scalars("notes/score")) >= 1
+
+
+def test_evaluation_finds_note_dreams_with_their_midi_and_piano_rolls(renderer, tmp_path):
+    from agents.evaluation import Run, dream_groups, find_runs
+    from envs.export import save_midi, save_wav
+    from envs.piano import notes_to_midi
+
+    run_dir = tmp_path / "runs" / "dream"
+    (run_dir / "notes").mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"agent": "dream", "mode": "notes"}))
+    notes = [(60, 0.0, 0.5, 90), (64, 0.5, 0.75, 90), (67, 0.75, 1.5, 90)]
+    save_wav(run_dir / "notes" / "dream_00.wav", render_fluidsynth(renderer, notes, GRID), SR)
+    save_midi(run_dir / "notes" / "dream_00.mid", notes_to_midi(notes))
+    save_wav(run_dir / "notes" / "dream_01.wav", render_fluidsynth(renderer, notes[:1], GRID), SR)  # no MIDI beside it
+    [run] = find_runs(tmp_path / "runs", "dream")
+    [group] = dream_groups(Run(run.name, "dream", run.path, run.config), SR)
+    first, second = group.pieces
+    assert [n[0] for n in first.notes] == [60, 64, 67] and first.midi is not None
+    assert first.roll.shape == (6, 36) and first.roll[0, 12] == 1.0 and first.roll[1, 12] == 0.5
+    assert first.roll[3, 19] == 1.0 and second.notes is None and second.roll is None
