@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from envs.synth import Renderer, block_frames
+from studio.synth import Renderer, block_frames
 
 ANALYSIS_FFT = 2048
 ANALYSIS_HOP = 256

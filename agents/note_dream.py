@@ -25,7 +25,7 @@ from torch import nn
 from agents.diff_piano import DiffPiano, PianoGrid, notes_from_roll, render_fluidsynth, roll_from_notes
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
 from agents.dream import high_frequency_penalty, time_shifted, total_variation
-from agents.metrics import edit_distance, pitch_sequence
+from studio.theory import edit_distance, pitch_sequence
 from rater.augment import AugmentConfig
 
 NOTE_MODES = ("notes", "notes-adversarial")
@@ -378,7 +378,7 @@ def save_note_outputs(folder, result: NoteDreamResult, grid: PianoGrid, writer=N
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     from agents.dream import save_mel_png  # noqa: PLC0415
-    from envs.export import atomic_path, save_midi, save_wav, write_json  # noqa: PLC0415
+    from studio.files import atomic_path, save_midi, save_wav, write_json  # noqa: PLC0415
     from envs.piano import notes_to_midi, piano_roll_image  # noqa: PLC0415
 
     folder = Path(folder)
@@ -423,8 +423,8 @@ def run_modes(args, modes: Sequence[str], judges, out, writer=None) -> dict:
 
     from agents.diff_piano import fit_piano, fit_report  # noqa: PLC0415
     from agents.dream import real_clips  # noqa: PLC0415
-    from envs.export import write_json  # noqa: PLC0415
-    from envs.synth import Renderer  # noqa: PLC0415
+    from studio.files import write_json  # noqa: PLC0415
+    from studio.synth import Renderer  # noqa: PLC0415
 
     proxy = judges.proxy
     grid = PianoGrid(n_steps=args.grid_steps, sample_rate=proxy.sample_rate)
@@ -511,7 +511,7 @@ def compare_all(raw: dict, noise: np.ndarray, raw_heldout: RealCrops | None, not
     """Every mode beside white noise, test-split top lines played through PianoEnv and real clips, judged alike;
     the issue's acceptance checks; printed and saved as comparison.json / comparison.md."""
     from agents.dream import real_clips  # noqa: PLC0415
-    from envs.export import write_json, write_text  # noqa: PLC0415
+    from studio.files import write_json, write_text  # noqa: PLC0415
 
     grid, results = notes["grid"], notes["results"]
     sr = grid.sample_rate

@@ -18,7 +18,7 @@ import torch
 from agents.diff_piano import DiffPiano, PianoGrid, fit_piano
 from agents.dream import Args, config_from_args, dream, mode_config, rater_path
 from agents.note_dream import NoteDreamConfig, note_dream
-from envs.synth import Renderer
+from studio.synth import Renderer
 from rater.scorer import Scorer
 
 

@@ -20,7 +20,7 @@ from agents.dream import main
 from agents.note_dream import (
     NoteDreamConfig, actions_to_grid_notes, cmaes_dream, distinct_count, note_dream, play_top_lines, vector_to_actions,
 )
-from envs.synth import Renderer
+from studio.synth import Renderer
 from rater.scorer import Scorer
 
 SR = 16000
@@ -177,8 +177,8 @@ def test_cli_note_mode_writes_midi_wavs_and_tensorboard_rolls(tiny_rater, tmp_pa
 
 
 def test_evaluation_finds_note_dreams_with_their_midi_and_piano_rolls(renderer, tmp_path):
-    from agents.evaluation import Run, dream_groups, find_runs
-    from envs.export import save_midi, save_wav
+    from evaluation.report import Run, dream_groups, find_runs
+    from studio.files import save_midi, save_wav
     from envs.piano import notes_to_midi
 
     run_dir = tmp_path / "runs" / "dream"
