@@ -473,9 +473,11 @@ COLUMNS = ("n", "proxy", "heldout", "gold", "gold_median", "realness", "onsets_p
            "rater_calls")
 
 
-def judge_row(waves: Sequence[np.ndarray], judges, critic, sample_rate: int, notes=None, seconds=None, calls=None) -> dict:
-    """Every column of the comparison for one row: judges' means (gold also as a median), the critic's P(real),
-    onsets per second, mutually distinct pieces (when there are notes), wall time and rater calls."""
+def judge_row(waves: Sequence[np.ndarray], judges, critic, sample_rate: int, notes=None, seconds=None,
+              calls=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Every column of the comparison for one row (judges' means, gold also as a median, the critic's P(real),
+    onsets per second, mutually distinct pieces when there are notes, wall time, rater calls), and the judges'
+    per-piece scores."""
     waves = [np.asarray(w, np.float32) for w in waves]
     scores = judges.score(waves)
     row = {"n": len(waves), **{k: float(np.mean(v)) for k, v in scores.items()},
