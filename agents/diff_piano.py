@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from studio import grid as env_grid
 from studio.synth import Renderer, block_frames
 
 ANALYSIS_FFT = 2048
@@ -33,14 +34,14 @@ class PianoGrid:
     """PianoEnv's grid: ``n_steps`` slots of ``step_seconds`` (rounded to 64-frame blocks), pitches
     ``low_pitch .. low_pitch + n_pitches - 1``, note lengths 1..``max_len`` steps, a release tail."""
 
-    n_steps: int = 32
-    step_seconds: float = 0.25
-    low_pitch: int = 48
-    n_pitches: int = 36
+    n_steps: int = env_grid.N_STEPS
+    step_seconds: float = env_grid.STEP_SECONDS
+    low_pitch: int = env_grid.LOW_PITCH
+    n_pitches: int = env_grid.N_PITCHES
     max_len: int = 4
-    tail_seconds: float = 0.5
-    velocity: int = 90
-    sample_rate: int = 16000
+    tail_seconds: float = env_grid.TAIL_SECONDS
+    velocity: int = env_grid.VELOCITY
+    sample_rate: int = env_grid.SAMPLE_RATE
 
     def __post_init__(self):
         if self.n_steps < 1 or self.max_len < 1 or self.n_pitches < 1 or not 0 < self.step_seconds:

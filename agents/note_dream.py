@@ -220,18 +220,11 @@ def vector_to_actions(x: np.ndarray, grid: PianoGrid) -> np.ndarray:
 
 
 def actions_to_grid_notes(actions: Sequence[int], grid: PianoGrid) -> list[Note]:
-    """Notes of PianoEnv actions on ``grid`` (a hold after a rest stays silent, as in PianoEnv)."""
-    step = grid.step_frames / grid.sample_rate
-    notes, current = [], None
-    for t, a in enumerate(actions):
-        if current is not None and a != 1:
-            notes.append((current[0], current[1] * step, t * step, grid.velocity))
-            current = None
-        if a >= 2:
-            current = (grid.low_pitch + int(a) - 2, t)
-    if current is not None:
-        notes.append((current[0], current[1] * step, len(actions) * step, grid.velocity))
-    return notes
+    """Notes of PianoEnv actions on ``grid`` (``studio.grid.actions_to_notes`` at the exact rendered step)."""
+    from studio.grid import actions_to_notes  # noqa: PLC0415
+
+    notes = actions_to_notes(actions, grid.low_pitch, grid.step_frames / grid.sample_rate, grid.velocity)
+    return [(int(p), float(s), float(e), int(v)) for p, s, e, v in notes]
 
 
 def cmaes_dream(scorer, renderer, grid: PianoGrid, config: NoteDreamConfig, writer=None, tag: str = "cmaes") -> NoteDreamResult:
@@ -319,27 +312,26 @@ def roll_image(roll: np.ndarray, grid: PianoGrid) -> np.ndarray:
 
 def top_lines(data_dir: str, grid: PianoGrid, n: int, seed: int = 0) -> list[np.ndarray]:
     """PianoEnv action sequences (``n_steps`` long) of the top lines of the dataset's test-split pieces:
-    skyline of the parsed score, quantised to the env's grid (``agents.prior.melody_to_actions``), first bars."""
+    skyline of the parsed score, quantised to the env's grid (``studio.grid.melody_to_actions``), first bars."""
     from pathlib import Path  # noqa: PLC0415
 
     import pandas as pd  # noqa: PLC0415
 
-    from agents.prior import GridConfig, melody_to_actions, skyline  # noqa: PLC0415
     from rater.data import corpus  # noqa: PLC0415 - music21 is slow to import
+    from studio.grid import melody_to_actions, skyline  # noqa: PLC0415
 
     meta_path = Path(data_dir) / "meta.csv"
     if not meta_path.is_file():
         raise FileNotFoundError(f"No dataset at {data_dir} (meta.csv missing): build it with `python -m rater.data build`.")
     meta = pd.read_csv(meta_path)
     test = set(meta.loc[meta["split"] == "test", "source"])
-    env_grid = GridConfig(n_steps=grid.n_steps, low_pitch=grid.low_pitch, n_pitches=grid.n_pitches)
     cache = Path(data_dir).parent / ".cache"
     seqs = []
     for path in corpus.select_sources(corpus.DEFAULT_SOURCES):
         for piece in corpus.load_pieces(path, cache):
             if piece.id not in test:
                 continue
-            actions = melody_to_actions(skyline(piece.notes), env_grid)
+            actions = melody_to_actions(skyline(piece.notes), grid.low_pitch, grid.n_pitches)
             if actions is not None and len(actions) >= grid.n_steps // 2:
                 seqs.append(np.pad(actions[: grid.n_steps], (0, max(0, grid.n_steps - len(actions)))))
     if not seqs:
