@@ -207,9 +207,27 @@ def dream_groups(run: Run, sample_rate: int) -> list[Group]:
             raise SystemExit(f"{path} is {audio.ndim}-D audio at {rate} Hz; the rater scores mono {sample_rate} Hz. "
                              "Dream again with this rater.")
         folder = str(path.parent.relative_to(run.path))
-        by_folder.setdefault(folder, []).append(Piece(audio))
+        by_folder.setdefault(folder, []).append(dream_piece(audio, path.with_suffix(".mid")))
     return [Group(f"{run.name} {'' if folder == '.' else folder}".strip(), "dream", pieces, run.name)
             for folder, pieces in by_folder.items()]
+
+
+def dream_piece(audio: np.ndarray, midi_path: Path, step_seconds: float = 0.25, low_pitch: int = 48,
+                n_pitches: int = 36) -> Piece:
+    """A dreamed WAV, with its notes, MIDI and piano roll (PianoEnv's grid) when a MIDI file sits beside it."""
+    if not midi_path.is_file():
+        return Piece(audio)
+    midi = pretty_midi.PrettyMIDI(str(midi_path))
+    notes = sorted(((n.pitch, n.start, n.end, n.velocity) for inst in midi.instruments for n in inst.notes),
+                   key=lambda n: (n[1], n[0]))
+    steps = max(1, int(round(max((n[2] for n in notes), default=0.0) / step_seconds)))
+    roll = np.zeros((steps, n_pitches), dtype=np.float32)
+    for pitch, start, end, _ in notes:
+        a, b = int(round(start / step_seconds)), max(int(round(end / step_seconds)), int(round(start / step_seconds)) + 1)
+        if 0 <= pitch - low_pitch < n_pitches:
+            roll[a:b, pitch - low_pitch] = np.maximum(roll[a:b, pitch - low_pitch], 0.5)
+            roll[a, pitch - low_pitch] = 1.0
+    return Piece(audio, notes, midi, roll)
 
 
 def corpus_group(data_dir: str, seed: int, n: int, sample_rate: int) -> Group:
