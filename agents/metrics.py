@@ -79,3 +79,70 @@ def mean_theory_stats(pieces: Sequence[Sequence[Note]]) -> dict[str, float]:
     rows = [theory_stats(p) for p in pieces if len(p)]
     keys = ("in_key", "repeated", "leaps", "pc_entropy")
     return {k: float(np.mean([r[k] for r in rows])) if rows else float("nan") for k in keys}
+
+
+# ---------------------------------------------------------------- melody shape (issue 13: the oracle's checks)
+MAX_HISTOGRAM_INTERVAL = 12
+
+
+def interval_histogram(pieces: Sequence[Sequence[Note]]) -> np.ndarray:
+    """Normalised histogram of successive pitch intervals in -12..+12 semitones (wider ones clipped), shape (25,)."""
+    counts = np.zeros(2 * MAX_HISTOGRAM_INTERVAL + 1)
+    for notes in pieces:
+        steps = np.diff(np.array(pitch_sequence(notes), dtype=int))
+        steps = np.clip(steps, -MAX_HISTOGRAM_INTERVAL, MAX_HISTOGRAM_INTERVAL) + MAX_HISTOGRAM_INTERVAL
+        counts += np.bincount(steps, minlength=counts.size)
+    return counts / max(counts.sum(), 1.0)
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence of two histograms, bits, in [0, 1]."""
+    p = np.asarray(p, float) / max(np.sum(p), 1e-12)
+    q = np.asarray(q, float) / max(np.sum(q), 1e-12)
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float((a[nz] * np.log2(a[nz] / m[nz])).sum())
+
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def best_key(notes: Sequence[Note]) -> tuple[int, bool]:
+    """(tonic pitch class, is_minor) of the Krumhansl-Kessler key that best fits the duration-weighted pitch classes."""
+    hist = np.zeros(12)
+    for p, s, e, _ in notes:
+        hist[int(p) % 12] += max(float(e) - float(s), 1e-3)
+    best, key = -np.inf, (0, False)
+    for minor, profile in ((False, _MAJOR), (True, _MINOR)):
+        for tonic in range(12):
+            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1] if hist.std() > 0 else 0.0
+            if r > best:
+                best, key = r, (tonic, minor)
+    return key
+
+
+def shape_stats(notes: Sequence[Note]) -> dict[str, float]:
+    """Pitch range (semitones), contour direction changes per note, and whether the last note is a stable degree.
+
+    A direction change is a sign flip between successive non-zero intervals. Stable degrees are the tonic, third
+    and fifth of the best-fitting key (``best_key``).
+    """
+    pitches = np.array(pitch_sequence(notes), dtype=int)
+    if len(pitches) == 0:
+        return {"pitch_range": float("nan"), "direction_changes": float("nan"), "ends_stable": float("nan")}
+    signs = np.sign(np.diff(pitches))
+    signs = signs[signs != 0]
+    changes = float((np.diff(signs) != 0).sum()) / len(pitches) if len(signs) > 1 else 0.0
+    tonic, minor = best_key(notes)
+    degree = (pitches[-1] - tonic) % 12
+    stable = (0, 3, 7) if minor else (0, 4, 7)
+    return {"pitch_range": float(pitches.max() - pitches.min()), "direction_changes": changes,
+            "ends_stable": float(degree in stable)}
+
+
+def mean_shape_stats(pieces: Sequence[Sequence[Note]]) -> dict[str, float]:
+    """``shape_stats`` averaged over pieces (pieces with no notes are skipped)."""
+    rows = [shape_stats(p) for p in pieces if len(p)]
+    keys = ("pitch_range", "direction_changes", "ends_stable")
+    return {k: float(np.mean([r[k] for r in rows])) if rows else float("nan") for k in keys}

@@ -22,7 +22,9 @@ MELODY_FEATURES = (
     "steps",  # fraction of intervals of 1 or 2 semitones (conjunct motion)
     "range",  # pitch range of the melody, semitones
     "density",  # log2 of onsets per second
+    "polyphony",  # mean transcribed notes per onset (1 = a single line)
 )
+MELODIC = ("ic", "entropy", "motif", "leaps", "repeats", "steps", "range")  # judged on the melody line only
 MIN_NOTES = 4  # fewer notes than this is not a melody: the features take their "unmusical" values
 TONAL_WINDOW, TONAL_HOP = 2.0, 1.0  # seconds
 MOTIF_N = 2  # intervals per motif (a three-note shape)
@@ -43,8 +45,15 @@ PROFILES = _profiles()  # (24, 12) z-scored unit rows
 
 
 def skyline(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Highest pitch at each distinct onset of notes ``(pitch, onset_s, ...)`` (N, >=2): (pitches, onsets)."""
-    notes = np.asarray(notes, dtype=np.float64).reshape(-1, notes.shape[-1] if np.ndim(notes) == 2 else 3)
+    """The melody of notes ``(pitch, onset_s, ...)`` (N, >=2): (pitches, onsets) of the highest pitch at each onset.
+
+    Rows of transcribed notes ``(pitch, onset_s, end_s, melody)`` with ``melody == 0`` are left out first
+    (inner voices moving under a held melody note, see ``transcribe.Transcriber``).
+    """
+    notes = np.asarray(notes, dtype=np.float64)
+    notes = notes.reshape(-1, notes.shape[-1]) if notes.ndim == 2 else notes.reshape(-1, 3)
+    if notes.shape[1] >= 4:
+        notes = notes[notes[:, 3] > 0]
     if len(notes) == 0:
         return np.zeros(0), np.zeros(0)
     order = np.lexsort((-notes[:, 0], notes[:, 1]))
@@ -63,10 +72,13 @@ def _key_correlations(hist: np.ndarray) -> np.ndarray:
 def tonal_stability(pitches: np.ndarray, onsets: np.ndarray, end: float) -> float:
     """Mean over 2-s windows (hop 1 s, >= 2 notes) of r(window histogram, the clip's best key), in [-1, 1].
 
-    Each note weighs its sounding time up to the next onset (at most 1 s). High when every stretch of the
+    ``pitches``/``onsets`` (N,) are all transcribed notes (every voice), sorted by onset. Each note weighs
+    its time to the next distinct onset (at most 1 s). High when every stretch of the
     clip stays in one key; low when the key wanders or no key fits.
     """
-    weights = np.minimum(np.diff(np.r_[onsets, max(end, onsets[-1] + 0.25)]), 1.0)
+    distinct = np.unique(onsets)
+    following = np.r_[distinct[1:], max(end, distinct[-1] + 0.25)]
+    weights = np.minimum(following[np.searchsorted(distinct, onsets)] - onsets, 1.0)
     pcs = np.round(pitches).astype(int) % 12
     total = np.bincount(pcs, weights, minlength=12)[None]
     key = int(np.argmax(_key_correlations(total)[0]))
@@ -116,16 +128,19 @@ def metric_regularity(onsets: np.ndarray) -> float:
 
 
 def melody_features(notes: np.ndarray, duration: float, model: ExpectancyModel) -> np.ndarray:
-    """MELODY_FEATURES of transcribed notes ``(pitch, onset_s, end_s)`` (N, 3) in a clip of ``duration`` s.
+    """MELODY_FEATURES of transcribed notes ``(pitch, onset_s, end_s[, melody])`` (N, 3 or 4) in ``duration`` s.
 
     Returns float64 of shape (len(MELODY_FEATURES),). With fewer than MIN_NOTES onsets the clip has no
     melody and gets UNMUSICAL (surprising, keyless, unmetered, no motifs, no range).
     """
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, np.shape(notes)[-1] if np.ndim(notes) == 2 else 3)
     pitches, onsets = skyline(notes)
+    all_onsets = np.unique(notes[:, 1])
     duration = max(float(duration), 1e-3)
-    density = np.log2(max(len(onsets), 0.5) / duration)
+    density = np.log2(max(len(all_onsets), 0.5) / duration)
+    polyphony = len(notes) / max(len(all_onsets), 1)
     if len(pitches) < MIN_NOTES:
-        return np.array([*UNMUSICAL[:-1], density])
+        return np.array([*UNMUSICAL[:-2], density, polyphony])
     ic, entropy = model.information(pitches, onsets)
     steps = np.abs(np.diff(pitches))
     from rater.data.expectancy import melody_symbols  # noqa: PLC0415 - local to keep the import list short
@@ -135,17 +150,18 @@ def melody_features(notes: np.ndarray, duration: float, model: ExpectancyModel) 
         [
             float(ic.mean()),
             float(entropy.mean()),
-            tonal_stability(pitches, onsets, duration),
+            tonal_stability(notes[:, 0], notes[:, 1], duration),
             motif_repetition(interval),
-            metric_regularity(onsets),
+            metric_regularity(all_onsets),
             float((steps > 7).mean()),
             float((steps == 0).mean()),
             float(((steps >= 1) & (steps <= 2)).mean()),
             float(pitches.max() - pitches.min()),
             float(density),
+            float(polyphony),
         ]
     )
 
 
 # Values for clips with no melody: very surprising, no key, no motif, no meter, all leaps, no steps, no range.
-UNMUSICAL = np.array([20.0, 7.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0])
+UNMUSICAL = np.array([20.0, 7.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0, 1.0])

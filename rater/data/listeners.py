@@ -264,6 +264,10 @@ class ListenerPopulation:
     def design(self, features: np.ndarray) -> np.ndarray:
         """Standardised utility terms (N, F') so that logits = design @ weights."""
         x = (features[:, self._order] - self._centre) / self._scale
+        if self.version == 2:
+            from rater.data import listeners_v2  # noqa: PLC0415
+
+            x = listeners_v2.adjust(x, features, self.tastes, self.feature_names)
         hinge = np.where(self._ceiling, np.maximum(x, 0.0), np.maximum(-x, 0.0)) ** 2
         ones = np.ones((len(features), 1))
         sweet = x[:, self._sweet]

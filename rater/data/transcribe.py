@@ -15,6 +15,9 @@ transcriber does, never from a score. Numpy only, ~3 ms for 8 s at 16 kHz:
    The best candidate is a note; its harmonics are removed and further candidates above POLY_RATIO of the
    first become simultaneous notes (up to MAX_POLYPHONY).
 3. Ends. A note ends at the next onset of any note, or when the clip ends (offsets are not judged).
+4. Melody. The top note of each onset, unless a higher melody note is still held across that onset (its
+   semitone band keeps HELD_RATIO of its level from just before to just after the onset): then an inner
+   voice moved under a held melody note, as in a chorale, and the melody does not move.
 
 Checked against the known notes of rendered clips with ``mir_eval.transcription`` (onset within 50 ms and
 pitch right, offsets ignored): see ``benchmarks/gold_checks.py`` and ``docs/listeners.md``.
@@ -44,11 +47,15 @@ MIN_SALIENCE = 0.02  # of the clip's peak magnitude: quieter "notes" are noise
 EPS = 1e-10
 ONSET_LATENCY = 0.0  # seconds added to the flux peak's frame centre (measured on renders)
 FUNDAMENTAL_RATIO = 0.5  # a second note at one onset needs its own fundamental this strong (of the peak band)
+HELD_RATIO = 0.5  # a melody note is still held at a later onset when its band keeps this share of its level
 MIN_SEPARATION = 3  # semitones between two notes of one onset (closer ones are partials or noise)
 
 
 class Transcriber:
-    """Waveform -> notes ``(pitch, onset_s, end_s)``, float64 of shape (N, 3), sorted by onset then pitch."""
+    """Waveform -> notes ``(pitch, onset_s, end_s, melody)``, float64 (N, 4), sorted by onset then pitch.
+
+    ``melody`` is 1.0 for notes of the melody line (the top voice, see ``_melody_flags``), else 0.0.
+    """
 
     def __init__(self, sample_rate: int = 16000):
         if sample_rate < 8000:
@@ -122,7 +129,7 @@ class Transcriber:
 
     # ------------------------------------------------------------------ pitches
     def __call__(self, wave: np.ndarray) -> np.ndarray:
-        """Notes ``(midi_pitch, onset_s, end_s)`` of one mono waveform, float64 of shape (N, 3)."""
+        """Notes ``(midi_pitch, onset_s, end_s, melody)`` of one mono waveform, float64 of shape (N, 4)."""
         wave = np.asarray(wave, dtype=np.float32)
         if wave.ndim != 1:
             raise ValueError(f"Expected a mono 1-D waveform, got shape {wave.shape}; mix down to mono first.")
@@ -130,7 +137,7 @@ class Transcriber:
             raise ValueError("Waveform contains NaN or inf; clean it (e.g. np.nan_to_num) before transcribing.")
         onsets = self.onsets(wave)
         if onsets.size == 0:
-            return np.zeros((0, 3))
+            return np.zeros((0, 4))
         sr, n = self.sample_rate, self.pitch_window
         padded = np.concatenate([np.zeros(n, np.float32), wave, np.zeros(n, np.float32)])
         starts = np.round((onsets + PITCH_DELAY) * sr).astype(int) + n
@@ -166,11 +173,33 @@ class Transcriber:
                 residual[bands[bands < residual.size]] = 0.0
                 sal = residual @ self.sieve
         if not notes:
-            return np.zeros((0, 3))
+            return np.zeros((0, 4))
         notes_arr = np.array(notes)
+        melody = self._melody_flags(notes_arr, onsets, pooled[:k], pooled[k:])
         duration = wave.size / sr
         next_onset = np.r_[onsets[1:], duration]
         idx = np.searchsorted(onsets, notes_arr[:, 1])
         ends = np.maximum(next_onset[idx], notes_arr[:, 1] + 0.01)
-        out = np.column_stack([notes_arr[:, 0], notes_arr[:, 1], ends])
+        out = np.column_stack([notes_arr[:, 0], notes_arr[:, 1], ends, melody])
         return out[np.lexsort((out[:, 0], out[:, 1]))]
+
+    def _melody_flags(self, notes: np.ndarray, onsets: np.ndarray, after: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """1.0 for the top note of each melody onset, else 0.0, per row of ``notes`` (pitch, onset_s).
+
+        An onset whose top note lies below the current melody note does not move the melody when that note
+        is still held: its band keeps HELD_RATIO of its level across the onset (a released note falls faster).
+        """
+        flags = np.zeros(len(notes))
+        current = None
+        for i, onset in enumerate(onsets):
+            rows = np.flatnonzero(notes[:, 1] == onset)
+            if len(rows) == 0:
+                continue
+            top = rows[np.argmax(notes[rows, 0])]
+            if current is not None and notes[top, 0] < current:
+                band = int(current) - LOW_MIDI
+                if after[i, band] >= HELD_RATIO * max(before[i, band], EPS):
+                    continue
+            flags[top] = 1.0
+            current = notes[top, 0]
+        return flags
