@@ -23,6 +23,7 @@ MELODY_FEATURES = (
     "range",  # pitch range of the melody, semitones
     "density",  # log2 of onsets per second
     "polyphony",  # mean transcribed notes per onset (1 = a single line)
+    "roughness",  # mean sensory roughness of the spectrum just after each onset (transcribe.Transcriber.roughness)
 )
 MELODIC = ("ic", "entropy", "motif", "leaps", "repeats", "steps", "range")  # judged on the melody line only
 MIN_NOTES = 4  # fewer notes than this is not a melody: the features take their "unmusical" values
@@ -127,7 +128,7 @@ def metric_regularity(onsets: np.ndarray) -> float:
     return float(fit[candidates == good.max()][0])
 
 
-def melody_features(notes: np.ndarray, duration: float, model: ExpectancyModel) -> np.ndarray:
+def melody_features(notes: np.ndarray, duration: float, model: ExpectancyModel, roughness: float = 0.0) -> np.ndarray:
     """MELODY_FEATURES of transcribed notes ``(pitch, onset_s, end_s[, melody])`` (N, 3 or 4) in ``duration`` s.
 
     Returns float64 of shape (len(MELODY_FEATURES),). With fewer than MIN_NOTES onsets the clip has no
@@ -140,7 +141,7 @@ def melody_features(notes: np.ndarray, duration: float, model: ExpectancyModel) 
     density = np.log2(max(len(all_onsets), 0.5) / duration)
     polyphony = len(notes) / max(len(all_onsets), 1)
     if len(pitches) < MIN_NOTES:
-        return np.array([*UNMUSICAL[:-2], density, polyphony])
+        return np.array([*UNMUSICAL[:-3], density, polyphony, roughness])
     ic, entropy = model.information(pitches, onsets)
     steps = np.abs(np.diff(pitches))
     from rater.data.expectancy import melody_symbols  # noqa: PLC0415 - local to keep the import list short
@@ -159,9 +160,10 @@ def melody_features(notes: np.ndarray, duration: float, model: ExpectancyModel) 
             float(pitches.max() - pitches.min()),
             float(density),
             float(polyphony),
+            float(roughness),
         ]
     )
 
 
 # Values for clips with no melody: very surprising, no key, no motif, no meter, all leaps, no steps, no range.
-UNMUSICAL = np.array([20.0, 7.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0, 1.0])
+UNMUSICAL = np.array([20.0, 7.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0, 1.0, 0.0])

@@ -26,13 +26,14 @@ TASTES_V2 = (
     # spectral (v1) features, kept: they hear noise, silence, roughness, register, level, and (chroma) key
     Taste("clarity", "more", centre=0.35, scale=0.15, weight=0.3),
     Taste("key_fit", "more", centre=0.65, scale=0.10, weight=0.6),
-    Taste("consonance", "more", centre=0.55, scale=0.10, weight=0.8),
+    Taste("consonance", "more", centre=0.60, scale=0.10, weight=1.5),
     Taste("rhythm", "more", centre=0.50, scale=0.25, weight=0.4),
     Taste("noisiness", "more", centre=-3.0, scale=1.0, weight=-1.0),
     Taste("silence", "more", centre=0.25, scale=0.20, weight=-1.0),
     Taste("register", "sweet", centre=9.2, scale=1.0, weight=0.4, ideal_sd=0.3),
     Taste("loudness", "sweet", centre=-3.5, scale=1.5, weight=0.3, ideal_sd=0.3),
     Taste("repetition", "sweet", centre=0.35, scale=0.30, weight=0.3, ideal_sd=0.4),
+    Taste("roughness", "more", centre=0.010, scale=0.002, weight=-2.0),
     # melody in time: expectancy on an inverted U, key held over time, motifs, a beat
     Taste("ic", "sweet", centre=7.0, scale=2.5, weight=1.2, ideal_sd=0.3),
     Taste("entropy", "sweet", centre=6.1, scale=0.4, weight=0.2, ideal_sd=0.3),
@@ -47,6 +48,7 @@ TASTES_V2 = (
     Taste("density", "sweet", centre=1.5, scale=1.0, weight=0.4, ideal_sd=0.3),
 )
 SOFT_CLIP = 2.0  # standardised features pass through SOFT_CLIP * tanh(x / SOFT_CLIP) before sweet spots and guards
+HARMONIC = ("consonance",)  # judged on chords only
 POLY_LOW, POLY_HIGH = 1.2, 2.0  # notes per onset: a single line ... too dense to follow one line
 BIAS_MEAN_V2 = 0.0  # each listener's baseline inclination to like, in logits (v1: listeners.BIAS_MEAN)
 
@@ -60,14 +62,17 @@ def adjust(x: np.ndarray, features: np.ndarray, tastes: tuple[Taste, ...], names
     """Standardised features (N, len(tastes)) as v2 listeners weigh them.
 
     The melody-line features (``hearing.MELODIC``) shrink towards their centres by ``melody_confidence``
-    (in dense polyphony the transcribed top line is not a reliable melody, so it counts as typical), then
+    (in dense polyphony the transcribed top line is not a reliable melody, so it counts as typical), and the
+    chord features (HARMONIC: chroma consonance) by ``1 - melody_confidence`` (a single line has no chords), then
     everything passes a soft clip ``SOFT_CLIP * tanh(x / SOFT_CLIP)`` so no single feature can sink a clip
     to 1e-10 (RL keeps a gradient, and degradations stay ordered).
     """
     confidence = melody_confidence(features[:, names.index("polyphony")])
     melodic = np.array([t.name in hearing.MELODIC for t in tastes])
+    harmonic = np.array([t.name in HARMONIC for t in tastes])
     x = x.copy()
     x[:, melodic] *= confidence[:, None]
+    x[:, harmonic] *= 1.0 - confidence[:, None]
     return SOFT_CLIP * np.tanh(x / SOFT_CLIP)
 
 
@@ -83,6 +88,6 @@ class FeatureExtractorV2:
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """Features of one mono waveform, float64 of shape (len(FEATURE_NAMES_V2),)."""
         spectral = self.spectral(wave)  # validates the waveform
-        notes = self.transcribe(np.asarray(wave, dtype=np.float32))
-        melody = hearing.melody_features(notes, len(wave) / self.sample_rate, self.model)
+        notes, roughness = self.transcribe.analyse(np.asarray(wave, dtype=np.float32))
+        melody = hearing.melody_features(notes, len(wave) / self.sample_rate, self.model, roughness)
         return np.concatenate([spectral, melody])

@@ -48,6 +48,8 @@ EPS = 1e-10
 ONSET_LATENCY = 0.0  # seconds added to the flux peak's frame centre (measured on renders)
 FUNDAMENTAL_RATIO = 0.5  # a second note at one onset needs its own fundamental this strong (of the peak band)
 HELD_RATIO = 0.5  # a melody note is still held at a later onset when its band keeps this share of its level
+ROUGH_PEAKS = 16  # spectral peaks per onset for the roughness measure
+ROUGH_BAND = (60.0, 4000.0)  # Hz
 MIN_SEPARATION = 3  # semitones between two notes of one onset (closer ones are partials or noise)
 
 
@@ -67,6 +69,8 @@ class Transcriber:
         self.pitch_window = int(round(PITCH_WINDOW * scale))
         self.pitch_fft = int(2 ** np.ceil(np.log2(PITCH_FFT * scale)))
         self.window = np.hanning(self.frame).astype(np.float32)
+        bin_hz = self.sample_rate / (2 ** np.ceil(np.log2(PITCH_FFT * scale)))
+        self.rough_bins = (int(ROUGH_BAND[0] / bin_hz), int(min(ROUGH_BAND[1], self.sample_rate / 2 * 0.95) / bin_hz))
         self.pitch_hann = np.hanning(self.pitch_window).astype(np.float32)
         freqs = np.fft.rfftfreq(self.frame, 1.0 / self.sample_rate)
         self.flux_band = (freqs >= 60.0) & (freqs <= 6000.0)
@@ -130,6 +134,12 @@ class Transcriber:
     # ------------------------------------------------------------------ pitches
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """Notes ``(midi_pitch, onset_s, end_s, melody)`` of one mono waveform, float64 of shape (N, 4)."""
+        return self.analyse(wave)[0]
+
+    def analyse(self, wave: np.ndarray) -> tuple[np.ndarray, float]:
+        """(notes as in ``__call__``, sensory roughness): roughness is the mean over onsets of ``roughness``
+        of what each onset adds (the magnitude spectrum just after it minus just before it, floored at 0),
+        so the ringing tail of the previous note does not count (0 when there are no onsets)."""
         wave = np.asarray(wave, dtype=np.float32)
         if wave.ndim != 1:
             raise ValueError(f"Expected a mono 1-D waveform, got shape {wave.shape}; mix down to mono first.")
@@ -137,7 +147,7 @@ class Transcriber:
             raise ValueError("Waveform contains NaN or inf; clean it (e.g. np.nan_to_num) before transcribing.")
         onsets = self.onsets(wave)
         if onsets.size == 0:
-            return np.zeros((0, 4))
+            return np.zeros((0, 4)), 0.0
         sr, n = self.sample_rate, self.pitch_window
         padded = np.concatenate([np.zeros(n, np.float32), wave, np.zeros(n, np.float32)])
         starts = np.round((onsets + PITCH_DELAY) * sr).astype(int) + n
@@ -147,6 +157,7 @@ class Transcriber:
         before = before * self.pitch_hann
         spec = np.abs(sfft.rfft(np.concatenate([after, before]), n=self.pitch_fft, axis=1))
         k = len(onsets)
+        rough = float(np.mean([self.roughness(np.maximum(spec[i] - spec[k + i], 0.0)) for i in range(k)]))
         pooled = np.maximum.reduceat(spec[:, : self.edges[-1]], self.edges[:-1], axis=1)
         scale = COMPRESSION / max(float(pooled[:k].max()), EPS)
         new = np.log1p(scale * np.maximum(pooled[:k] - pooled[k:], 0.0))  # (K, B): what each onset added
@@ -173,7 +184,7 @@ class Transcriber:
                 residual[bands[bands < residual.size]] = 0.0
                 sal = residual @ self.sieve
         if not notes:
-            return np.zeros((0, 4))
+            return np.zeros((0, 4)), rough
         notes_arr = np.array(notes)
         melody = self._melody_flags(notes_arr, onsets, pooled[:k], pooled[k:])
         duration = wave.size / sr
@@ -181,7 +192,32 @@ class Transcriber:
         idx = np.searchsorted(onsets, notes_arr[:, 1])
         ends = np.maximum(next_onset[idx], notes_arr[:, 1] + 0.01)
         out = np.column_stack([notes_arr[:, 0], notes_arr[:, 1], ends, melody])
-        return out[np.lexsort((out[:, 0], out[:, 1]))]
+        return out[np.lexsort((out[:, 0], out[:, 1]))], rough
+
+    def roughness(self, spectrum: np.ndarray) -> float:
+        """Sensory roughness (Plomp & Levelt 1965, Sethares' 1993 parametrisation) of one magnitude spectrum.
+
+        The ROUGH_PEAKS strongest local maxima in ROUGH_BAND Hz, amplitudes a_i at frequencies f_i; for each
+        pair, ``a_i a_j (exp(-3.5 s df) - exp(-5.75 s df))`` with ``s = 0.24 / (0.0207 min(f) + 18.96)``;
+        summed and divided by the sum of ``a_i a_j`` (so loudness does not count). Beating partials within a
+        critical band (semitone and whole-tone clashes, clusters, detuning) score high, harmonic spectra low.
+        """
+        lo, hi = self.rough_bins
+        band = spectrum[lo:hi]
+        is_peak = (band[1:-1] > band[:-2]) & (band[1:-1] >= band[2:])
+        idx = np.flatnonzero(is_peak) + 1
+        if len(idx) < 2:
+            return 0.0
+        idx = idx[np.argsort(band[idx])[-ROUGH_PEAKS:]]
+        amp = band[idx]
+        freq = (idx + lo) * self.sample_rate / self.pitch_fft
+        f1, f2 = np.meshgrid(freq, freq, indexing="ij")
+        a = np.outer(amp, amp)
+        upper = np.triu(np.ones_like(a, dtype=bool), 1)
+        s = 0.24 / (0.0207 * np.minimum(f1, f2) + 18.96)
+        df = np.abs(f1 - f2)
+        d = np.exp(-3.5 * s * df) - np.exp(-5.75 * s * df)
+        return float((a * d)[upper].sum() / max(a[upper].sum(), EPS))
 
     def _melody_flags(self, notes: np.ndarray, onsets: np.ndarray, after: np.ndarray, before: np.ndarray) -> np.ndarray:
         """1.0 for the top note of each melody onset, else 0.0, per row of ``notes`` (pitch, onset_s).
