@@ -28,7 +28,7 @@ TASTES_V2 = (
     Taste("key_fit", "more", centre=0.65, scale=0.10, weight=0.6),
     Taste("consonance", "more", centre=0.60, scale=0.10, weight=1.5),
     Taste("rhythm", "more", centre=0.50, scale=0.25, weight=0.4),
-    Taste("noisiness", "more", centre=-3.0, scale=1.0, weight=-1.0),
+    Taste("noisiness", "more", centre=-3.0, scale=1.5, weight=-2.0),
     Taste("silence", "more", centre=0.25, scale=0.20, weight=-1.0),
     Taste("register", "sweet", centre=9.2, scale=1.0, weight=0.4, ideal_sd=0.3),
     Taste("loudness", "sweet", centre=-3.5, scale=1.5, weight=0.3, ideal_sd=0.3),
@@ -49,13 +49,16 @@ TASTES_V2 = (
 )
 SOFT_CLIP = 2.0  # standardised features pass through SOFT_CLIP * tanh(x / SOFT_CLIP) before sweet spots and guards
 HARMONIC = ("consonance",)  # judged on chords only
-POLY_LOW, POLY_HIGH = 1.2, 2.0  # notes per onset: a single line ... too dense to follow one line
+POLY_LOW, POLY_HIGH = 1.2, 2.0
+MIN_CONFIDENCE = 0.3  # notes per onset: a single line ... too dense to follow one line
 BIAS_MEAN_V2 = 0.0  # each listener's baseline inclination to like, in logits (v1: listeners.BIAS_MEAN)
 
 
 def melody_confidence(polyphony: np.ndarray) -> np.ndarray:
-    """How well a listener can follow one melody line, in [0, 1]: 1 up to POLY_LOW notes per onset, 0 from POLY_HIGH."""
-    return np.clip((POLY_HIGH - np.asarray(polyphony, float)) / (POLY_HIGH - POLY_LOW), 0.0, 1.0)
+    """How well a listener follows one melody line, in [MIN_CONFIDENCE, 1]: 1 up to POLY_LOW notes per onset,
+    falling linearly to MIN_CONFIDENCE at POLY_HIGH (dense textures never hide the top line completely)."""
+    share = np.clip((POLY_HIGH - np.asarray(polyphony, float)) / (POLY_HIGH - POLY_LOW), 0.0, 1.0)
+    return MIN_CONFIDENCE + (1.0 - MIN_CONFIDENCE) * share
 
 
 def adjust(x: np.ndarray, features: np.ndarray, tastes: tuple[Taste, ...], names: tuple[str, ...]) -> np.ndarray:

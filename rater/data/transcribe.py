@@ -149,7 +149,7 @@ class Transcriber:
         if onsets.size == 0:
             return np.zeros((0, 4)), 0.0
         sr, n = self.sample_rate, self.pitch_window
-        padded = np.concatenate([np.zeros(n, np.float32), wave, np.zeros(n, np.float32)])
+        padded = np.concatenate([np.zeros(n, np.float32), wave, np.zeros(2 * n, np.float32)])
         starts = np.round((onsets + PITCH_DELAY) * sr).astype(int) + n
         ends_before = np.round((onsets - 0.01) * sr).astype(int) + n
         after = np.stack([padded[s : s + n] for s in starts]) * self.pitch_hann
