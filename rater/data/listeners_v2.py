@@ -43,8 +43,8 @@ TASTES_V2 = (
     Taste("steps", "more", centre=0.40, scale=0.15, weight=1.0),
     # guards (one-sided): too many leaps or repeated notes, too small a range; note density on a sweet spot
     Taste("leaps", "ceiling", centre=0.15, scale=0.10, weight=0.8),
-    Taste("repeats", "ceiling", centre=0.25, scale=0.10, weight=0.6),
-    Taste("range", "floor", centre=7.0, scale=3.0, weight=0.6),
+    Taste("repeats", "ceiling", centre=0.15, scale=0.10, weight=0.8),
+    Taste("range", "floor", centre=10.0, scale=3.0, weight=0.8),
     Taste("density", "sweet", centre=1.5, scale=1.0, weight=0.4, ideal_sd=0.3),
 )
 SOFT_CLIP = 2.0  # standardised features pass through SOFT_CLIP * tanh(x / SOFT_CLIP) before sweet spots and guards
