@@ -33,7 +33,7 @@ TASTES_V2 = (
     Taste("register", "sweet", centre=9.2, scale=1.0, weight=0.4, ideal_sd=0.3),
     Taste("loudness", "sweet", centre=-3.5, scale=1.5, weight=0.3, ideal_sd=0.3),
     Taste("repetition", "sweet", centre=0.35, scale=0.30, weight=0.3, ideal_sd=0.4),
-    Taste("roughness", "more", centre=0.010, scale=0.002, weight=-2.0),
+    Taste("roughness", "ceiling", centre=0.0095, scale=0.002, weight=2.0),
     # melody in time: expectancy on an inverted U, key held over time, motifs, a beat
     Taste("ic", "sweet", centre=7.0, scale=2.5, weight=1.2, ideal_sd=0.3),
     Taste("entropy", "sweet", centre=6.1, scale=0.4, weight=0.2, ideal_sd=0.3),
@@ -43,8 +43,8 @@ TASTES_V2 = (
     Taste("steps", "more", centre=0.40, scale=0.15, weight=1.0),
     # guards (one-sided): too many leaps or repeated notes, too small a range; note density on a sweet spot
     Taste("leaps", "ceiling", centre=0.15, scale=0.10, weight=0.8),
-    Taste("repeats", "ceiling", centre=0.15, scale=0.10, weight=0.8),
-    Taste("range", "floor", centre=10.0, scale=3.0, weight=0.8),
+    Taste("repeats", "ceiling", centre=0.12, scale=0.08, weight=0.8),
+    Taste("range", "floor", centre=10.0, scale=2.0, weight=0.8),
     Taste("density", "sweet", centre=1.5, scale=1.0, weight=0.4, ideal_sd=0.3),
 )
 SOFT_CLIP = 2.0  # standardised features pass through SOFT_CLIP * tanh(x / SOFT_CLIP) before sweet spots and guards
