@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from envs import synth
 from rater.data import clips as clips_module
-from rater.data import corpus, degrade, listeners, popularity
+from rater.data import corpus, degrade, expectancy, hearing, listeners, listeners_v2, popularity, transcribe
 from rater.data.clips import Clips
 from rater.data.listeners import ListenerPopulation
 
@@ -74,8 +74,10 @@ class _InProcess:
 def code_version() -> str:
     """Hash of the source of every module whose change alters the built audio, gold or counts."""
     digest = hashlib.sha256()
-    for module in (corpus, degrade, sys.modules[__name__], listeners, popularity, clips_module, synth):
+    for module in (corpus, degrade, sys.modules[__name__], listeners, popularity, clips_module, synth,
+                   listeners_v2, hearing, transcribe, expectancy):
         digest.update(Path(module.__file__).read_bytes())
+    digest.update(expectancy.MODEL_PATH.read_bytes())  # the frozen expectancy model shapes gold v2
     return digest.hexdigest()[:16]
 
 
