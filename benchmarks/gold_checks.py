@@ -84,7 +84,7 @@ def part_transcription(args) -> None:
     render.close()
     print(f"transcription F (no offsets), PianoEnv renders of {len(f_env)} test-split melodies: "
           f"mean {np.mean(f_env):.3f}, median {np.median(f_env):.3f}, min {np.min(f_env):.3f}")
-    from envs.synth import Renderer  # noqa: PLC0415
+    from studio.synth import Renderer  # noqa: PLC0415
 
     renderer = Renderer(sample_rate=SR)
     rows = {}
@@ -118,7 +118,7 @@ def part_order(args) -> None:
 
 
 def part_degradations(args) -> None:
-    from envs.synth import Renderer  # noqa: PLC0415
+    from studio.synth import Renderer  # noqa: PLC0415
 
     renderer = Renderer(sample_rate=SR)
     specs = excerpt_specs(test_pieces(args.data), args.pieces, args.seed, (0,))
@@ -167,7 +167,7 @@ def part_speed(args) -> None:
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
-    from envs.synth import Renderer  # noqa: PLC0415
+    from studio.synth import Renderer  # noqa: PLC0415
 
     renderer = Renderer(sample_rate=SR)
     waves = []

@@ -23,7 +23,7 @@ import soundfile as sf
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.metrics import interval_histogram, js_divergence, mean_shape_stats, mean_theory_stats
+from studio.theory import interval_histogram, js_divergence, mean_shape_stats, mean_theory_stats
 from agents.prior import GridConfig, actions_to_notes
 from benchmarks.listening import DEFAULT_DATA, piece_melodies, split_pieces
 from envs.piano import PianoEnv

@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=MODEL_PATH, help="where to write the model JSON")
     parser.add_argument("--cache-dir", type=Path, default=None, help="parsed-note cache (default: parse afresh)")
     args = parser.parse_args(argv)
-    from envs.export import atomic_path  # noqa: PLC0415
+    from studio.files import atomic_path  # noqa: PLC0415
 
     payload = train(cache_dir=args.cache_dir)
     with atomic_path(args.out) as tmp:
