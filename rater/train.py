@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from studio.files import atomic_path, write_json
+from studio.progress import progress_bar
 from rater.augment import AugmentConfig, augment
 from studio.flags import parse_args
 from rater.data.clips import Clips
@@ -59,7 +59,7 @@ class Args:
     dropout: float = field(default=0.1, metadata={"help": "dropout after each Dense layer"})
     augment: bool = field(default=False, metadata={"help": "mel-domain gain / pitch / stretch augmentation (off: listeners judge loudness, register and tempo, so it hurt val Spearman)"})
     resume: bool = field(default=False, metadata={"help": "continue from <out>/checkpoints/last.pt"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = all cores)"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads; fixed because the thread count changes the rater's floats (0 = all cores: faster on big machines, numbers then depend on the core count)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
 
@@ -90,7 +90,7 @@ def mel_cache(clips: Clips, directory: Path, mel: LogMel, progress: bool = True)
     frames = np.empty((int(lengths.sum()), mel.config.n_mels), dtype=np.float16)
     order = np.argsort(clips.meta["length"].to_numpy(), kind="stable")
     with torch.no_grad():
-        for start in tqdm(range(0, len(order), 16), "log-mel", disable=not progress):
+        for start in progress_bar(range(0, len(order), 16), "log-mel", disable=not progress):
             rows = order[start : start + 16]
             waves = clips.waveforms(rows)
             batch = np.zeros((len(waves), max(w.size for w in waves)), dtype=np.float32)
@@ -210,6 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
     """Train, freeze and report; returns the report dict (also in ``<out>/report.json``)."""
     args = parse_args(Args, argv, prog="python -m rater.train", description=__doc__)
     config = check_args(args)
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0 = all cores), got {args.threads}.")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = resolve_device(args.device)
     out = Path(args.out)
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
             rng.bit_generator.state = current["rng"]
             generator.set_state(current["generator"])
             run = current["run"]
-        bar = tqdm(range(run["epoch"], args.epochs), f"rater {k}", disable=not args.progress, initial=run["epoch"], total=args.epochs)
+        bar = progress_bar(range(run["epoch"], args.epochs), f"rater {k}", disable=not args.progress, initial=run["epoch"], total=args.epochs)
         for epoch in bar:
             model.train()
             rows = rng.permutation(folds[k])
@@ -340,6 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_seconds": round(train_seconds, 1),
         "spearman_vs_ceiling": rows["rater 0 (reward)"]["spearman"] / ceiling["spearman"] if ceiling else None,
         "device": str(device),
+        "threads": torch.get_num_threads(),  # with the device, what the floats depend on (see README, Reproducibility)
         "data_hash": clips.data_hash,
     }
     for k in range(len(models)):

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tqdm import tqdm
 
 from studio import SAMPLE_RATE, grid, synth
 from studio.files import write_json
+from studio.progress import progress_bar
 from rater.data import corpus, degrade, melodies, tunes
 from rater.data.clips import Clips
 from rater.data.listeners import ListenerPopulation
@@ -182,8 +182,8 @@ def parse_sources(
     futures = [executor.submit(_parse_task, path, cache_dir) for path in ordered]
     groups = tunes.group_by_file(picks)
     tune_futures = [executor.submit(_parse_tunes_task, path, numbers, cache_dir) for path, numbers in groups.items()]
-    parsed = {path: f.result() for path, f in zip(ordered, tqdm(futures, "parse", disable=not progress))}
-    tune_pieces = [piece for f in tqdm(tune_futures, "tunes", disable=not progress) for piece in f.result()]
+    parsed = {path: f.result() for path, f in zip(ordered, progress_bar(futures, "parse", disable=not progress))}
+    tune_pieces = [piece for f in progress_bar(tune_futures, "tunes", disable=not progress) for piece in f.result()]
     pieces = [piece for path in paths for piece in parsed[path]]
     seen = {piece.notes[:, :3].tobytes() for piece in pieces}
     unique = []
@@ -366,7 +366,7 @@ def build_default_dataset(
             pool.submit(_render_task, chunk, {_input_key(s): inputs[_input_key(s)] for s in chunk}) for chunk in chunks
         ]
         waves, gold = [], []
-        with tqdm(total=len(specs), desc="render", disable=not progress) as bar:
+        with progress_bar(total=len(specs), desc="render", disable=not progress) as bar:
             for future in futures:
                 chunk_waves, chunk_gold = future.result()
                 waves.extend(chunk_waves)
