@@ -52,6 +52,8 @@ class TonalConfig:
     temporal_layers: int = 4  # dilated residual convolutions over time, dilation 1, 2, 4, ...
     hidden: int = 64  # Dense width of the head
     dropout: float = 0.1
+    summary: bool = False  # add the clip's per-bin mean and std over time (a linear "wide" path, like the ridge)
+    correlate: bool = False  # key readout on mean-removed, unit-norm profiles (a Pearson correlation, like Krumhansl's)
 
     def __post_init__(self) -> None:
         sizes = (self.n_bins, self.bins_per_semitone, self.front_channels, self.n_keys, self.temporal_channels,
@@ -116,7 +118,7 @@ class TonalRater(nn.Module):
         self.temporal = nn.ModuleList(
             [nn.Conv1d(t, t, 3, padding=2**layer, dilation=2**layer) for layer in range(c.temporal_layers)]
         )
-        pooled = 2 * t + c.n_keys + 7 * f + 1
+        pooled = 2 * t + c.n_keys + 7 * f + 1 + (2 * c.n_bins if c.summary else 0)
         self.head = nn.Sequential(nn.Linear(pooled, c.hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.hidden, 1))
         self.aux = nn.Conv2d(f, 2, 1)  # note sounding / onset logits per (pitch, frame)
 
@@ -150,11 +152,15 @@ class TonalRater(nn.Module):
         if spec.dim() != 3 or spec.shape[1] != c.n_bins:
             raise ValueError(f"TonalRater expects log-frequency input of shape (batch, {c.n_bins}, frames), got {tuple(spec.shape)}.")
         lengths = lengths.to(spec.device).clamp(1, spec.shape[-1])
+        input_lengths = lengths
         level = masked_mean((spec - self.input_mean) / self.input_std, frame_mask(lengths, spec.shape[-1]), lengths).mean(1)
         h, lengths, mask = self.pitch_features(spec, lengths)  # (B, F, P, T')
         batch, f, _, frames = h.shape
         chroma = h.reshape(batch, f, c.octaves, 12, frames).mean(2)  # (B, F, 12, T)
         profile = masked_mean(chroma, mask, lengths)  # (B, F, 12)
+        if c.correlate:
+            centred = profile - profile.mean(-1, keepdim=True)
+            profile = centred / (centred.norm(dim=(1, 2), keepdim=True) + 1e-6)
         fit = torch.einsum("bfri,kfi->bkr", rotations(profile), self.keys)  # (B, keys, 12 rotations)
         key_fit = torch.logsumexp(fit, dim=-1)  # transposition-invariant
         tonic = torch.softmax(self.tonic(fit.transpose(1, 2))[..., 0], dim=-1)  # (B, 12) soft tonic
@@ -170,7 +176,14 @@ class TonalRater(nn.Module):
             x = (x + torch.relu(conv(x))) * m
         mean = x.sum(-1) / lengths.to(x.dtype)[:, None]
         peak = x.masked_fill(m == 0, float("-inf")).amax(-1)
-        return torch.cat([mean, peak, key_fit, spectrum, level[:, None]], 1), h
+        parts = [mean, peak, key_fit, spectrum, level[:, None]]
+        if c.summary:
+            full = frame_mask(input_lengths, spec.shape[-1])
+            x_in = (spec - self.input_mean) / self.input_std
+            centre = masked_mean(x_in, full, input_lengths)
+            spread = (masked_mean(x_in**2, full, input_lengths) - centre**2).clamp_min(1e-6).sqrt()
+            parts += [centre, spread]
+        return torch.cat(parts, 1), h
 
     def forward(self, spec: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Score per clip (B,)."""

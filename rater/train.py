@@ -79,6 +79,8 @@ class Args:
     n_keys: int = field(default=8, metadata={"help": "tonal arch: learned key profiles"})
     temporal_channels: int = field(default=32, metadata={"help": "tonal arch: channels of the temporal model"})
     temporal_layers: int = field(default=4, metadata={"help": "tonal arch: dilated temporal convolutions"})
+    summary: bool = field(default=False, metadata={"help": "tonal arch: add each clip's per-bin mean and std over time to the head (a linear wide path)"})
+    correlate: bool = field(default=False, metadata={"help": "tonal arch: key readout on mean-removed unit-norm pitch-class profiles"})
     dropout: float = field(default=0.1, metadata={"help": "dropout in the head"})
     augment: bool = field(default=False, metadata={"help": "augmentation with the ranges below (seed: mel-domain; tonal: exact gain / transposition / stretch)"})
     aug_gain_db: float = field(default=0.0, metadata={"help": "augment: level change in [-x, x] dB (0 = off)"})
@@ -301,7 +303,8 @@ def check_args(args: Args):
     return TonalConfig(
         n_bins=12 * args.octaves * args.bins_per_semitone, bins_per_semitone=args.bins_per_semitone,
         front_channels=args.front_channels, n_keys=args.n_keys, temporal_channels=args.temporal_channels,
-        temporal_layers=args.temporal_layers, hidden=widths["hidden"][0], dropout=args.dropout,
+        temporal_layers=args.temporal_layers, hidden=widths["hidden"][0], dropout=args.dropout, summary=args.summary,
+        correlate=args.correlate,
     )  # fmt: skip
 
 

@@ -66,17 +66,22 @@ def test_any_number_of_frames_scores(frames):
     assert out.shape == (3,) and torch.isfinite(out).all()
 
 
-def test_padding_does_not_change_scores():
-    model = make_model()
+OPTIONS = [{}, {"summary": True, "correlate": True}]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_padding_does_not_change_scores(options):
+    model = make_model(**options)
     short, long = torch.randn(1, 144, 7), torch.randn(1, 144, 60)
     alone = torch.cat([model(short, torch.tensor([7])), model(long, torch.tensor([60]))])
     padded = torch.cat([torch.nn.functional.pad(short, (0, 53), value=5.0), long])
     assert torch.allclose(alone, model(padded, torch.tensor([7, 60])), atol=1e-5)
 
 
-def test_key_readout_is_transposition_invariant_and_differentiable():
+@pytest.mark.parametrize("options", OPTIONS)
+def test_key_readout_is_transposition_invariant_and_differentiable(options):
     """Whole-semitone transpositions (energy away from the edges) leave the key fit and DFT features unchanged."""
-    model = make_model()
+    model = make_model(**options)
     spec = torch.full((1, 144, 40), -10.0)
     spec[:, 48:96] = torch.randn(1, 48, 40)
     shifted = transpose(spec, torch.tensor([2 * 5]), fill=-10.0)
