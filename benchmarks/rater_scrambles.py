@@ -22,25 +22,30 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from envs.export import write_json
 from envs.piano import HOLD, REST, PianoEnv
 from rater.data import corpus
 from rater.data.clips import Clips
 from rater.data.listeners import gold_score
-from rater.ensemble import wilson
+from rater.ensemble import combine, wilson
 from rater.scorer import Scorer, checkpoint_path
 
 STEP_QUARTERS = 0.5  # one PianoEnv step (0.25 s at 120 bpm) is an eighth note
 
 
 def top_line(notes_q: np.ndarray) -> np.ndarray:
-    """(pitch, start_q, end_q) of the highest note at each onset, shape (N, 3), sorted by start."""
+    """(pitch, start_q, end_q) of the melody: at each onset, the highest starting note, kept only when it is at
+    least as high as every note still sounding from before (a lower voice moving under a held top note is not
+    melody). Shape (N, 3), sorted by start."""
     rows = []
     for start in np.unique(notes_q[:, 1]):
         at = notes_q[notes_q[:, 1] == start]
         best = at[np.argmax(at[:, 0])]
-        rows.append((best[0], best[1], best[2]))
+        held = notes_q[(notes_q[:, 1] < start) & (notes_q[:, 2] > start)]
+        if len(held) == 0 or best[0] >= held[:, 0].max():
+            rows.append((best[0], best[1], best[2]))
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
 
@@ -115,6 +120,12 @@ def test_melodies(data: str, cache_dir: Path, windows: int, n_steps: int, low: i
     return melodies, len(used)
 
 
+def combined(reward: Scorer, members: np.ndarray) -> np.ndarray:
+    """The reward from member scores (K, N) in ``p`` units, exactly as ``reward(waves)`` combines them."""
+    z = torch.from_numpy((members - reward.target_mean) / reward.target_std)
+    return combine(z, reward.rule, reward.lam).numpy() * reward.target_std + reward.target_mean
+
+
 def rate(better: np.ndarray) -> dict:
     n = len(better)
     wins = float(np.sum(better))
@@ -145,8 +156,10 @@ def main(argv: list[str] | None = None) -> dict:
             audio[name].append(play(env, scrambled))
         audio["uniform random"].append(play(env, rng.integers(0, env.action_space.n, env.n_steps)))
     env.close()
-    judges = {"reward": reward, **{f"held-out {h.member} ({h.purpose})": h for h in heldout}}
-    scores = {name: {group: judge(waves) for group, waves in audio.items()} for name, judge in judges.items()}
+    members = {group: reward.members(waves) for group, waves in audio.items()}  # (K, N) p units, scored once
+    scores = {"reward": {group: combined(reward, m) for group, m in members.items()}}
+    for h in heldout:
+        scores[f"held-out {h.member} ({h.purpose})"] = {group: h(waves) for group, waves in audio.items()}
     scores["gold (simulated listeners)"] = {group: gold_score(waves) for group, waves in audio.items()}
     results = {"checkpoint": str(ckpt), "melodies": len(melodies), "pieces": n_pieces, "judges": {}}
     print(f"{len(melodies)} real top-line windows from {n_pieces} test-split pieces, played through PianoEnv")
@@ -161,8 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["judges"][name] = row
         cells = "".join(f"{row[g]['rate']:>9.2f} [{row[g]['wilson95'][0]:.2f}, {row[g]['wilson95'][1]:.2f}]" for g in list(audio)[1:])
         print(f"{name:<34}{cells}")
-    if heldout:
-        results["disagreement"] = {g: float(np.mean(reward.disagreement(w))) for g, w in audio.items()}
+    results["disagreement"] = {g: float(np.mean(m.std(0))) for g, m in members.items()}  # reward members' spread
     out = Path(args.out) if args.out else ckpt.parent.parent / "scrambles.json"
     write_json(out, results)
     print(f"-> {out}")

@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = resolve_device(args.device)
     out = Path(args.out)
     ckpt_dir = out / "checkpoints"
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
 
     clips = load_clips(args.data, args.progress)
     frontend = frontend_for(args, args.arch, clips.sample_rate)
@@ -494,6 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
         save_state()
     writer.flush()
     train_seconds = time.perf_counter() - started
+    train_cpu_seconds = time.process_time() - cpu_started
 
     models = [load_member(args.arch, config, m["state"], device) for m in state["members"]]
     reward = [i for i, r in enumerate(roles) if r == "reward"]
@@ -561,6 +562,7 @@ def main(argv: list[str] | None = None) -> dict:
         "members": [{k: m[k] for k in ("role", "n_rows", "n_pieces", "epochs", "val_before", "best_val", "val_spearman")}
                     for m in state["members"]],  # fmt: skip
         "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(train_cpu_seconds, 1),  # all threads; on a busy machine closer to its quiet cost
         "baseline_seconds": baseline_seconds,
         "spearman_vs_ceiling": rows[reward_row]["spearman"] / ceiling["spearman"] if ceiling else None,
         "device": str(device),

@@ -49,7 +49,7 @@ def tiny_data(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "rater"
-    report = train.main(["--data", tiny_data, "--out", str(out), "--epochs", "20", "--patience", "20", *FAST])
+    report = train.main(["--data", tiny_data, "--out", str(out), "--epochs", "12", "--patience", "12", *FAST])
     return out, report
 
 
