@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.export import write_json
+from studio.files import write_json
 from envs.piano import HOLD, REST, PianoEnv
 from rater.data import corpus
 from rater.data.clips import Clips

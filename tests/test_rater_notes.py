@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from envs.synth import Renderer
+from studio.synth import Renderer
 from rater import train
 from rater.data.build import build_default_dataset
 from rater.data.clips import Clips
