@@ -26,6 +26,8 @@ from torch import nn
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
 from rater.judges import Judges, load_judges
 from studio.files import atomic_path, write_json, write_text
+from studio.listen import LISTEN_RATE, listening_copy
+from studio.progress import progress_bar
 from rater.augment import AugmentConfig
 from studio.flags import parse_args
 
@@ -210,6 +212,7 @@ def dream(
     discriminator: Discriminator | None = None,
     writer=None,
     tag: str = "dream",
+    progress: bool = True,
 ) -> DreamResult:
     """Ascend ``scorer.score_tensor`` (a rater ``Scorer``) from ``init`` (default: seeded white noise).
 
@@ -237,6 +240,7 @@ def dream(
         disc = (discriminator or Discriminator(sample_rate)).to(device).eval().requires_grad_(False)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=config.disc_lr)
     history: list[dict] = []
+    bar = progress_bar(total=config.steps, desc=f"dream {tag}", unit="step", disable=not progress)
     for step in range(config.steps + 1):
         waves = param()
         if config.robust:
@@ -273,6 +277,8 @@ def dream(
             if writer is not None:
                 for key, value in stats.items():
                     writer.add_scalar(f"{tag}/{key}", value, step)
+        bar.update(1)
+    bar.close()
     final = param().detach()
     result = DreamResult(
         waves=final.cpu().numpy().astype(np.float32),
@@ -321,12 +327,18 @@ def save_mel_png(path: Path, waves: np.ndarray, sample_rate: int, title: str) ->
 
 
 def save_outputs(folder: Path, result: DreamResult, sample_rate: int, writer=None, tag: str = "dream") -> dict:
-    """WAVs, a mel PNG, scores.json (and best/median audio in TensorBoard) for one dreaming run."""
+    """WAVs, a mel PNG, scores.json (and best/median audio in TensorBoard) for one dreaming run.
+
+    Two WAVs per dream: ``dream_NN.wav`` is exactly what the rater scored (its sample rate and level; evaluate.py
+    scores these), ``listen_NN.wav`` the listening copy (``studio.listen``: 44.1 kHz, -16 LUFS, true peak <= -1
+    dBFS), which TensorBoard gets too."""
     from studio.files import save_wav  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
+    listening = [listening_copy(wave, sample_rate)[0] for wave in result.waves]
     for i, wave in enumerate(result.waves):
         save_wav(folder / f"dream_{i:02d}.wav", wave, sample_rate)
+        save_wav(folder / f"listen_{i:02d}.wav", listening[i], LISTEN_RATE)
     save_mel_png(folder / "mel.png", result.waves, sample_rate, f"{tag}: proxy {result.scores.mean():.3f}")
     summary = {
         "scores": result.scores.tolist(),
@@ -340,8 +352,8 @@ def save_outputs(folder: Path, result: DreamResult, sample_rate: int, writer=Non
     if writer is not None:
         order = np.argsort(result.scores)
         for name, i in (("best", order[-1]), ("median", order[len(order) // 2])):
-            writer.add_audio(f"{tag}/{name}", torch.from_numpy(result.waves[i])[None], result.config.steps,
-                             sample_rate=sample_rate)
+            writer.add_audio(f"{tag}/{name}", torch.from_numpy(listening[i])[None], result.config.steps,
+                             sample_rate=LISTEN_RATE)
     return summary
 
 

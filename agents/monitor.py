@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
-from tqdm import tqdm
 
 from agents.interrupt import interrupt_point
 from rater.judges import Judges
 from studio.theory import diversity, mean_theory_stats
 from studio.files import atomic_path
+from studio.listen import ListeningRenderer
 from envs.piano import piano_roll_image
+from studio.progress import progress_bar
 
 NOT_LOGGED = ("stdout", "log", "json", "csv")
 
@@ -49,6 +50,8 @@ class OverOptimisationMonitor(BaseCallback):
         self.stop = False
         self.gold_target: dict | None = None  # when the gold score first reached the corpus's 90th percentile
         self.started = time.time()
+        self.listener = ListeningRenderer()  # TensorBoard's audio is for people: 44.1 kHz, -16 LUFS (studio.listen)
+        self.media_seconds = 0.0  # wall time spent making listening copies, to keep an eye on their cost
 
     def _on_training_start(self) -> None:
         formats = [f for f in self.logger.output_formats if isinstance(f, TensorBoardOutputFormat)]
@@ -100,12 +103,18 @@ class OverOptimisationMonitor(BaseCallback):
         return bool((np.diff(recent[:, 0]) > 0).all() and (np.diff(recent[:, 1]) < 0).all())
 
     def _log_media(self, episodes: list[dict], proxy: np.ndarray) -> None:
+        """Best and median episode by proxy score: a listening copy re-rendered from its MIDI (two renders of
+        ~8 s at 44.1 kHz, tens of ms) and its piano roll."""
         order = np.argsort(proxy)
         for tag, i in (("best", order[-1]), ("median", order[len(order) // 2])):
             ep = episodes[i]
-            audio = torch.as_tensor(np.clip(ep["audio"], -1, 1))[None]
-            self.writer.add_audio(f"episodes/{tag}", audio, self.num_timesteps, sample_rate=ep["sample_rate"])
+            started = time.perf_counter()
+            audio, _ = self.listener.render_midi(ep["midi"])
+            self.media_seconds += time.perf_counter() - started
+            self.writer.add_audio(f"episodes/{tag}", torch.as_tensor(audio)[None], self.num_timesteps,
+                                  sample_rate=self.listener.sample_rate)
             self.logger.record(f"episodes/{tag}_roll", Image(piano_roll_image(ep["roll"]), "HWC"), exclude=NOT_LOGGED)
+        self.logger.record("time/listening_copies_s", self.media_seconds)
         self.writer.flush()
 
 
@@ -136,7 +145,7 @@ class ProgressBar(BaseCallback):
         self.bar = None
 
     def _on_training_start(self) -> None:
-        self.bar = tqdm(total=self.total, unit="step", desc="training", dynamic_ncols=True)
+        self.bar = progress_bar(total=self.total, unit="step", desc="training", dynamic_ncols=True)
         self._start = self.num_timesteps
 
     def _on_step(self) -> bool:

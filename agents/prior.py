@@ -17,9 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from studio.theory import Note, diversity, mean_theory_stats
+from studio import grid as env_grid
 from studio.files import atomic_path
-from envs.piano import HOLD, REST, actions_to_roll, roll_observation
+from studio.grid import NOTE, skyline  # noqa: F401 - skyline re-exported for callers of agents.prior
+from studio.theory import Note, diversity, mean_theory_stats
+from envs.piano import actions_to_roll, roll_observation
 
 
 @dataclass(frozen=True)
@@ -36,41 +38,15 @@ class GridConfig:
 def melody_to_actions(melody: Sequence[tuple[int, float, float]], grid: GridConfig) -> np.ndarray | None:
     """Quantise a monophonic melody ``(pitch, start_beat, end_beat)`` to env actions, moved by octaves into range.
 
-    Returns None when the melody cannot fit the pitch range.
+    Returns None when the melody cannot fit the pitch range (see ``studio.grid.melody_to_actions``).
     """
-    if not melody:
-        return None
-    pitches = np.array([m[0] for m in melody])
-    shift = 0
-    while pitches.min() + shift < grid.low_pitch:
-        shift += 12
-    while pitches.max() + shift >= grid.low_pitch + grid.n_pitches:
-        shift -= 12
-    if pitches.min() + shift < grid.low_pitch:
-        return None
-    end = int(round(max(m[2] for m in melody) * grid.steps_per_beat))
-    actions = np.full(max(end, 1), REST, dtype=np.int64)
-    for pitch, start, stop in melody:
-        a, b = int(round(start * grid.steps_per_beat)), int(round(stop * grid.steps_per_beat))
-        if b <= a or a >= len(actions):
-            continue
-        actions[a] = 2 + pitch + shift - grid.low_pitch
-        actions[a + 1 : b] = HOLD
-    return actions
+    return env_grid.melody_to_actions(melody, grid.low_pitch, grid.n_pitches, grid.steps_per_beat)
 
 
 def actions_to_notes(actions: Sequence[int], grid: GridConfig, step_seconds: float = 0.25) -> list[Note]:
     """Notes ``(pitch, start_s, end_s, 90)`` of PianoEnv ``Discrete`` actions (rest/hold/note-on)."""
-    notes, current = [], None
-    for t, a in enumerate(actions):
-        if current is not None and a != HOLD:
-            notes.append((current[0], current[1] * step_seconds, t * step_seconds, 90))
-            current = None
-        if a >= 2:
-            current = (grid.low_pitch + int(a) - 2, t)
-    if current is not None:
-        notes.append((current[0], current[1] * step_seconds, len(actions) * step_seconds, 90))
-    return notes
+    notes = env_grid.actions_to_notes(actions, grid.low_pitch, step_seconds)
+    return [(int(p), float(s), float(e), int(v)) for p, s, e, v in notes]
 
 
 def melody_stats(action_seqs: Sequence[np.ndarray], grid: GridConfig) -> dict[str, float]:
@@ -88,9 +64,9 @@ def training_pairs(action_seqs: Sequence[np.ndarray], grid: GridConfig, seed: in
         for s in starts:
             window = seq[s : s + grid.n_steps]
             transpose = int(rng.integers(-5, 7))  # all keys: the prior should not prefer one key
-            notes = window >= 2
+            notes = window >= NOTE
             shifted = window.copy()
-            shifted[notes] = np.clip(window[notes] + transpose, 2, grid.n_pitches + 1)
+            shifted[notes] = np.clip(window[notes] + transpose, NOTE, NOTE + grid.n_pitches - 1)
             roll = actions_to_roll(shifted, grid.n_pitches, grid.history)
             for t, a in enumerate(shifted):
                 obs.append(roll_observation(roll, t, grid.history, grid.n_steps))
@@ -105,7 +81,7 @@ class NotePrior(nn.Module):
         super().__init__()
         self.grid, self.hidden = grid, hidden
         obs_dim = grid.history * grid.n_pitches + 1
-        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, grid.n_pitches + 2))
+        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, grid.n_pitches + NOTE))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.net(obs.float()), dim=-1)
@@ -141,7 +117,7 @@ def train_prior(
         stats = {
             "val_nll": float(-logp.gather(1, y[val].view(-1, 1)).mean()),
             "val_accuracy": float((logp.argmax(1) == y[val]).float().mean()),
-            "uniform_nll": float(np.log(grid.n_pitches + 2)),
+            "uniform_nll": float(np.log(grid.n_pitches + NOTE)),
             "n_pairs": int(len(acts)),
         }
     return model.eval(), stats
@@ -160,17 +136,6 @@ def load_prior(path: str | os.PathLike, grid: GridConfig) -> NotePrior:
     model = NotePrior(grid, ckpt["hidden"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
-
-
-def skyline(notes: np.ndarray) -> list[tuple[int, float, float]]:
-    """The top line of (pitch, start_q, end_q, ...) notes: the highest pitch at each onset, cut at the next onset."""
-    if len(notes) == 0:
-        return []
-    order = np.lexsort((-notes[:, 0], notes[:, 1]))
-    top = notes[order]
-    top = top[np.r_[True, np.diff(top[:, 1]) > 0]]
-    ends = np.minimum(top[:, 2], np.r_[top[1:, 1], np.inf])
-    return [(int(p), float(s), float(e)) for p, s, e in zip(top[:, 0], top[:, 1], ends)]
 
 
 def corpus_melodies(grid: GridConfig, cache_dir: Path = Path("data/.cache")) -> list[np.ndarray]:

@@ -8,7 +8,6 @@ never saw (held-out raters, the simulated listeners' gold score, diversity) and 
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,7 +37,7 @@ ALGOS = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 class Args:
     algo: str = field(default="ppo", metadata={"help": "ppo, a2c, dqn, or random (the untrained baseline)"})
     timesteps: int = field(default=60_000, metadata={"help": "environment steps to train for (all envs together)"})
-    n_envs: int = field(default=os.cpu_count() or 1, metadata={"help": "parallel subprocess envs (default: one per core)"})
+    n_envs: int = field(default=2, metadata={"help": "parallel subprocess envs; fixed, not the core count, because the number of envs changes the training (the same seed then gives other numbers)"})
     seed: int = field(default=0, metadata={"help": "seed for the envs, the policy and the evaluation"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cpu or cuda: for the policy and rater"})
     run_name: str = field(default="", metadata={"help": "run folder under --runs-dir (default: <algo>-seed<seed>)"})

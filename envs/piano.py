@@ -9,7 +9,8 @@ Action space
     is ``MultiDiscrete([n_pitches + 2] * chord_size + [velocity_levels])`` (the last entry only when
     ``velocity_levels > 1``): slots with a note-on form a chord of up to ``chord_size`` distinct pitches; with
     no note-on, any ``hold`` keeps the sound and otherwise the step rests. Velocities are
-    ``velocity_levels`` evenly spaced values in 40..110 (90 when there is one level).
+    ``velocity_levels`` evenly spaced values in 40..110 (90 when there is one level). The encoding and the
+    default grid live in ``studio.grid``.
 
 Observation space
     ``Box(0, 1, (history * n_pitches + 1,), float32)``: a piano roll of the last ``history`` steps (oldest
@@ -51,10 +52,10 @@ import numpy as np
 import pretty_midi
 from gymnasium import spaces
 
-from studio import SAMPLE_RATE
+from studio import grid
+from studio.grid import HOLD, NOTE, REST  # noqa: F401 - REST re-exported for callers of envs.piano
 from studio.synth import Renderer, block_frames
 
-REST, HOLD = 0, 1
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 
@@ -65,18 +66,18 @@ class PianoEnv(gym.Env):
         self,
         scorer: Scorer | str | None = None,
         reward_mode: str = "final",
-        n_steps: int = 32,
-        step_seconds: float = 0.25,
-        low_pitch: int = 48,
-        n_pitches: int = 36,
+        n_steps: int = grid.N_STEPS,
+        step_seconds: float = grid.STEP_SECONDS,
+        low_pitch: int = grid.LOW_PITCH,
+        n_pitches: int = grid.N_PITCHES,
         velocity_levels: int = 1,
         chord_size: int = 1,
         history: int = 8,
-        program: int = 0,
-        sample_rate: int = SAMPLE_RATE,
+        program: int = grid.PROGRAM,
+        sample_rate: int = grid.SAMPLE_RATE,
         soundfont: str | None = None,
-        gain: float = 0.2,
-        tail_seconds: float = 0.5,
+        gain: float = grid.GAIN,
+        tail_seconds: float = grid.TAIL_SECONDS,
         render_mode: str | None = None,
     ):
         check_reward_mode(reward_mode)
@@ -98,11 +99,10 @@ class PianoEnv(gym.Env):
         self.step_frames = block_frames(step_seconds, self.sample_rate)
         self.step_seconds = self.step_frames / self.sample_rate
         self.tail_frames = block_frames(tail_seconds, self.sample_rate)
-        self.velocities = (
-            np.array([90]) if velocity_levels == 1 else np.linspace(40, 110, velocity_levels).round().astype(int)
-        )
+        levels = np.linspace(40, 110, velocity_levels).round().astype(int)
+        self.velocities = np.array([grid.VELOCITY]) if velocity_levels == 1 else levels
 
-        n_choices = n_pitches + 2
+        n_choices = n_pitches + NOTE
         if chord_size == 1 and velocity_levels == 1:
             self.action_space = spaces.Discrete(n_choices)
         else:
@@ -197,10 +197,11 @@ class PianoEnv(gym.Env):
             raise ValueError(f"Action {action!r} is not in {self.action_space}.")
         if isinstance(self.action_space, spaces.Discrete):
             a = int(action)
-            return ([self.low_pitch + a - 2] if a >= 2 else []), a == HOLD, int(self.velocities[0])
+            pitch = grid.action_pitch(a, self.low_pitch)
+            return ([] if pitch is None else [pitch]), a == HOLD, int(self.velocities[0])
         slots = np.asarray(action)[: self.chord_size]
-        velocity = int(self.velocities[int(np.asarray(action)[-1])]) if len(self.velocities) > 1 else 90
-        pitches = sorted({self.low_pitch + int(a) - 2 for a in slots if a >= 2})
+        velocity = int(self.velocities[int(np.asarray(action)[-1])]) if len(self.velocities) > 1 else grid.VELOCITY
+        pitches = sorted({grid.action_pitch(a, self.low_pitch) for a in slots if a >= NOTE})
         return pitches, bool((slots == HOLD).any()), velocity
 
     def _release(self) -> None:
@@ -252,7 +253,7 @@ def roll_observation(padded_roll: np.ndarray, t: int, history: int, n_steps: int
     return obs
 
 
-def actions_to_roll(actions: Sequence[int], n_pitches: int = 36, history: int = 0) -> np.ndarray:
+def actions_to_roll(actions: Sequence[int], n_pitches: int = grid.N_PITCHES, history: int = 0) -> np.ndarray:
     """The piano roll PianoEnv builds from ``Discrete`` actions (rest/hold/note-on), with ``history`` blank rows first.
 
     Lets a prior or a monitor see exactly what the agent saw without rendering audio.
@@ -260,8 +261,8 @@ def actions_to_roll(actions: Sequence[int], n_pitches: int = 36, history: int = 
     roll = np.zeros((len(actions) + history, n_pitches), dtype=np.float32)
     sounding = -1
     for t, a in enumerate(actions):
-        if a >= 2:
-            sounding = int(a) - 2
+        if a >= NOTE:
+            sounding = int(a) - NOTE
             roll[history + t, sounding] = 1.0
         elif a == HOLD and sounding >= 0:
             roll[history + t, sounding] = 0.5

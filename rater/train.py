@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from studio.files import atomic_path, write_json
+from studio.progress import progress_bar
 from rater.augment import AugmentConfig, augment
 from studio.flags import parse_args
 from rater.data.clips import Clips
@@ -90,7 +90,7 @@ class Args:
     aux_weight: float = field(default=0.0, metadata={"help": "tonal arch: weight of the auxiliary piano-roll/onset loss (needs clips with known notes; 0 = off)"})
     baselines: bool = field(default=True, metadata={"help": "report rows: a single seed-arch network on the reward pool and ridge on the listeners' features"})
     resume: bool = field(default=False, metadata={"help": "continue from <out>/checkpoints/last.pt"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = all cores)"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads; fixed because the thread count changes the rater's floats (0 = all cores: faster on big machines, numbers then depend on the core count)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
 
@@ -129,7 +129,7 @@ def mel_cache(clips: Clips, directory: Path, mel: torch.nn.Module, progress: boo
     frames = np.empty((int(lengths.sum()), width), dtype=np.float16)
     order = np.argsort(clips.meta["length"].to_numpy(), kind="stable")
     with torch.no_grad():
-        for start in tqdm(range(0, len(order), 16), type(mel).__name__, disable=not progress):
+        for start in progress_bar(range(0, len(order), 16), type(mel).__name__, disable=not progress):
             rows = order[start : start + 16]
             waves = clips.waveforms(rows)
             batch = np.zeros((len(waves), max(w.size for w in waves)), dtype=np.float32)
@@ -228,7 +228,7 @@ def listener_features(clips: Clips, directory: Path, progress: bool = True) -> n
         return np.load(path)
     feats = np.concatenate(
         [population.features(clips.waveforms(range(s, min(s + 64, len(clips))))) for s in
-         tqdm(range(0, len(clips), 64), "listener features", disable=not progress)]
+         progress_bar(range(0, len(clips), 64), "listener features", disable=not progress)]
     )  # fmt: skip
     feats = np.concatenate([feats, feats**2], axis=1)
     with atomic_path(path) as tmp:
@@ -276,6 +276,8 @@ def check_args(args: Args):
     """Validate the flags; returns the model config they describe (``RaterConfig`` or ``TonalConfig``)."""
     if args.arch not in ARCHS:
         raise ValueError(f"--arch must be one of {list(ARCHS)}, got {args.arch!r}.")
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0 = all cores), got {args.threads}.")
     if args.n_reward < 1 or args.n_heldout < 0:
         raise ValueError(f"--n-reward must be >= 1 and --n-heldout >= 0, got {args.n_reward} and {args.n_heldout}.")
     if args.combine not in RULES:
@@ -354,7 +356,7 @@ def train_member(k: int, arch: str, config, rows: np.ndarray, cache: MelCache, f
         run = current["run"]
     crop_frames = max(1, int(round(args.crop_seconds * frontend_config.sample_rate / frontend_config.hop)))
     width = frontend_config.n_features
-    bar = tqdm(range(run["epoch"], args.epochs), tag, disable=not args.progress, initial=run["epoch"], total=args.epochs)
+    bar = progress_bar(range(run["epoch"], args.epochs), tag, disable=not args.progress, initial=run["epoch"], total=args.epochs)
     for epoch in bar:
         model.train()
         order = rng.permutation(rows)
@@ -567,6 +569,7 @@ def main(argv: list[str] | None = None) -> dict:
         "baseline_seconds": baseline_seconds,
         "spearman_vs_ceiling": rows[reward_row]["spearman"] / ceiling["spearman"] if ceiling else None,
         "device": str(device),
+        "threads": torch.get_num_threads(),  # with the device, what the floats depend on (see README, Reproducibility)
         "data_hash": clips.data_hash,
     }
     writer.close()

@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny real dataset (FluidSynth renders scored by the simulated listeners) and a rater trained
 on it with the real training code. Session-scoped: the rater trains once for every test that needs one."""
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +87,21 @@ def tiny_prior(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("prior") / "prior.pt"
     save_prior(model, path, stats)
     return path
+
+
+def chromium_path() -> str:
+    """Chromium for the evaluate page test. When it is missing a user's run skips, saying why; in CI (``CI=true``,
+    which ``.ci/run`` sets and installs Chromium for) the test fails instead, so CI can never skip it silently."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    reason = "chromium is not installed (apt-get install chromium chromium-driver; .ci/run does this)"
+    ci = os.environ.get("CI", "")
+    if ci.strip().lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI={ci} but {reason}: the evaluate page test must run in CI.", pytrace=False)
+    pytest.skip(f"{reason}; with CI=true this is a failure")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    return chromium_path()

@@ -1,16 +1,20 @@
 """`train.py --agent ppo` end to end on a tiny real rater: the run folder, TensorBoard contents read back with
 TensorBoard's own reader, atomic checkpoints, resume after a kill, and the refusals."""
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from stable_baselines3 import PPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents import sb3
+from studio.listen import loudness_lufs, true_peak_dbfs
+
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory, tiny_prior) -> Path:
@@ -56,7 +60,9 @@ def test_tensorboard_has_judges_curves_audio_and_piano_rolls(trained):
     assert len(acc.Scalars("judges/gold")) >= 2
     assert {"episodes/best", "episodes/median"} <= set(tags["audio"])
     clip = acc.Audio("episodes/best")[0]
-    assert clip.sample_rate == 16000 and len(clip.encoded_audio_string) > 1000
+    audio, rate = soundfile.read(io.BytesIO(clip.encoded_audio_string))
+    assert clip.sample_rate == rate == 44100  # a listening copy (studio.listen), not the rater's 16 kHz render
+    assert abs(loudness_lufs(audio, rate) + 16) <= 1 and true_peak_dbfs(audio) <= -1 + 0.01
     assert any(t.startswith("episodes/best_roll") for t in tags["images"])
 
 
