@@ -6,7 +6,9 @@ sources, then the excerpt, the note-level degradation (seeded per clip) and ``co
 replays that plan (parsing from the note cache) and checks it against ``meta.csv`` (piece, tempo, offset,
 degradation and strength of every clip), so a dataset from another recipe or another build version is
 refused with a clear error rather than given wrong notes. A data build that saved each clip's notes would
-make this unnecessary (see the issue 14 report).
+make this unnecessary (see the issue 14 report). The replay matched the pre-melody default build exactly (each
+clip re-rendered from its notes correlated > 0.99 with the stored audio); main's build with melody clips plans
+differently and is refused until the build saves notes.
 """
 
 from __future__ import annotations
