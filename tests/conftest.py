@@ -63,13 +63,13 @@ def tiny_data_dir(tiny_corpus, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_rater(tiny_data_dir) -> Path:
-    """A real 2-member rater ensemble (reward + one held-out) trained for a few epochs on the tiny corpus."""
+    """A real rater ensemble (two reward members + one held-out) trained for a few epochs on the tiny corpus."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small batches run fastest on one thread; extra threads spin on a busy 2-core box
     out = tiny_data_dir.parent / "rater"
-    rater_train.main(["--data", str(tiny_data_dir), "--out", str(out), "--epochs", "4", "--n-raters", "2",
-                      "--crop-seconds", str(CROP_SECONDS), "--no-progress", "--channels", "32", "--device", "cpu",
-                      "--threads", "1"])
+    rater_train.main(["--data", str(tiny_data_dir), "--out", str(out), "--epochs", "4", "--n-reward", "2",
+                      "--n-heldout", "1", "--crop-seconds", str(CROP_SECONDS), "--no-progress", "--front-channels", "8",
+                      "--temporal-channels", "16", "--no-baselines", "--device", "cpu", "--threads", "1"])
     torch.set_num_threads(threads)
     return out / "checkpoints" / "rater.pt"
 

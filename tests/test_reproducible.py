@@ -19,11 +19,11 @@ def weights(path) -> list[dict[str, torch.Tensor]]:
 
 def test_same_seed_gives_bit_identical_rater_weights(tiny_data_dir, tiny_rater, tmp_path):
     """The conftest rater, trained again with the same flags: every weight equal to the last bit."""
-    rater_train.main(["--data", str(tiny_data_dir), "--out", str(tmp_path / "again"), "--epochs", "4", "--n-raters",
-                      "2", "--crop-seconds", str(CROP_SECONDS), "--no-progress", "--channels", "32", "--device",
-                      "cpu", "--threads", "1"])
+    rater_train.main(["--data", str(tiny_data_dir), "--out", str(tmp_path / "again"), "--epochs", "4", "--n-reward",
+                      "2", "--n-heldout", "1", "--crop-seconds", str(CROP_SECONDS), "--no-progress", "--front-channels",
+                      "8", "--temporal-channels", "16", "--no-baselines", "--device", "cpu", "--threads", "1"])
     first, again = weights(tiny_rater), weights(tmp_path / "again" / "checkpoints" / "rater.pt")
-    assert len(first) == len(again) == 2
+    assert len(first) == len(again) == 3
     for a, b in zip(first, again):
         assert a.keys() == b.keys()
         for name in a:
@@ -35,8 +35,8 @@ def test_default_thread_count_does_not_follow_the_core_count(tiny_data_dir, tmp_
     before = torch.get_num_threads()
     try:
         report = rater_train.main(["--data", str(tiny_data_dir), "--out", str(tmp_path / "r"), "--epochs", "1",
-                                   "--n-raters", "1", "--crop-seconds", str(CROP_SECONDS), "--no-progress",
-                                   "--channels", "8", "--device", "cpu"])
+                                   "--n-reward", "1", "--n-heldout", "0", "--crop-seconds", str(CROP_SECONDS),
+                                   "--no-progress", "--front-channels", "8", "--no-baselines", "--device", "cpu"])
         assert torch.get_num_threads() == 2 and report["threads"] == 2
     finally:
         torch.set_num_threads(before)
