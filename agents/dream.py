@@ -30,7 +30,7 @@ from torch import nn
 
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
 from rater.judges import Judges, load_judges
-from studio.files import atomic_path, write_json, write_text
+from studio.files import atomic_path, write_json
 from studio.listen import LISTEN_RATE, listening_copy
 from studio.progress import progress_bar
 from rater.augment import AugmentConfig
@@ -218,6 +218,59 @@ def time_shifted(waves: torch.Tensor, generator: torch.Generator, max_shift: flo
     return torch.stack([torch.roll(w, s) for w, s in zip(waves, shifts)])
 
 
+def dream_objective(waves: torch.Tensor, scorer, config, generator: torch.Generator, augment: AugmentConfig,
+                    disc: Discriminator | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The dreaming objective for a batch ``waves`` (n_clips, samples) and its named terms (all scalars).
+
+    Mean rater score (of randomly time-shifted, mel-augmented views when ``config.robust``), minus ``tv_weight`` x
+    log-mel total variation, minus ``hf_weight`` x high-frequency ratio, plus ``adv_weight`` x the critic's mean
+    realness logit. Shared by raw-waveform and note-space dreaming (``config`` of either kind)."""
+    if config.robust:
+        views = time_shifted(waves, generator, config.max_shift, scorer.sample_rate)
+        score = scorer.score_tensor(views, augment=augment, generator=generator)
+    else:
+        score = scorer.score_tensor(waves)
+    terms = {"score": score.mean()}
+    objective = terms["score"]
+    if config.tv_weight > 0:
+        terms["tv"] = total_variation(scorer.mel(waves))
+        objective = objective - config.tv_weight * terms["tv"]
+    if config.hf_weight > 0:
+        terms["hf"] = high_frequency_penalty(waves)
+        objective = objective - config.hf_weight * terms["hf"]
+    if disc is not None:
+        terms["realness"] = disc(waves).mean()
+        objective = objective + config.adv_weight * terms["realness"]
+    return objective, terms
+
+
+def ascend(optimizer: torch.optim.Optimizer, objective: torch.Tensor) -> None:
+    """One gradient-ascent step on ``objective``."""
+    optimizer.zero_grad(set_to_none=True)
+    (-objective).backward()
+    optimizer.step()
+
+
+def log_row(history: list[dict], writer, tag: str, row: dict) -> None:
+    """Append ``row`` (with its ``step``) to ``history`` and write its other values as ``{tag}/{key}`` scalars."""
+    history.append(row)
+    if writer is not None:
+        for key, value in row.items():
+            if key != "step":
+                writer.add_scalar(f"{tag}/{key}", value, row["step"])
+
+
+def critic_step(disc, disc_opt, real, waves: torch.Tensor, config, rng, step: int, writer, tag: str) -> None:
+    """Train the realness critic for ``config.disc_steps`` steps every ``config.disc_every`` (no-op without one)."""
+    if disc is None or config.disc_steps <= 0 or step % config.disc_every:
+        return
+    for _ in range(config.disc_steps):
+        stats = train_step(disc, disc_opt, real.batch(config.n_clips, rng).to(waves.device), waves.detach())
+    if writer is not None:
+        for key, value in stats.items():
+            writer.add_scalar(f"{tag}/{key}", value, step)
+
+
 def dream(
     scorer,
     config: DreamConfig,
@@ -258,40 +311,14 @@ def dream(
     bar = progress_bar(total=config.steps, desc=f"dream {tag}", unit="step", disable=not progress)
     for step in range(config.steps + 1):
         waves = param()
-        if config.robust:
-            views = time_shifted(waves, generator, config.max_shift, sample_rate)
-            score = scorer.score_tensor(views, augment=augment, generator=generator)
-        else:
-            score = scorer.score_tensor(waves)
-        terms = {"score": score.mean()}
-        objective = terms["score"]
-        if config.tv_weight > 0:
-            terms["tv"] = total_variation(scorer.mel(waves))
-            objective = objective - config.tv_weight * terms["tv"]
-        if config.hf_weight > 0:
-            terms["hf"] = high_frequency_penalty(waves)
-            objective = objective - config.hf_weight * terms["hf"]
-        if disc is not None:
-            terms["realness"] = disc(waves).mean()
-            objective = objective + config.adv_weight * terms["realness"]
+        objective, terms = dream_objective(waves, scorer, config, generator, augment, disc)
         if step % config.log_every == 0 or step == config.steps:
-            row = {"step": step, "objective": float(objective.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
-            history.append(row)
-            if writer is not None:
-                for key, value in row.items():
-                    if key != "step":
-                        writer.add_scalar(f"{tag}/{key}", value, step)
+            log_row(history, writer, tag, {"step": step, "objective": float(objective.detach()),
+                                           **{k: float(v.detach()) for k, v in terms.items()}})
         if step == config.steps:
             break
-        optimizer.zero_grad(set_to_none=True)
-        (-objective).backward()
-        optimizer.step()
-        if disc is not None and config.disc_steps > 0 and step % config.disc_every == 0:
-            for _ in range(config.disc_steps):
-                stats = train_step(disc, disc_opt, real.batch(config.n_clips, rng).to(device), waves.detach())
-            if writer is not None:
-                for key, value in stats.items():
-                    writer.add_scalar(f"{tag}/{key}", value, step)
+        ascend(optimizer, objective)
+        critic_step(disc, disc_opt, real, waves, config, rng, step, writer, tag)
         bar.update(1)
     bar.close()
     final = param().detach()

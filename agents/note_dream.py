@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from agents.diff_piano import DiffPiano, PianoGrid, notes_from_roll, render_fluidsynth, roll_from_notes
-from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
-from agents.dream import high_frequency_penalty, time_shifted, total_variation
+from agents.discriminator import Discriminator, RealCrops, balanced_accuracy
+from agents.dream import ascend, critic_step, dream_objective, log_row
 from studio.theory import edit_distance, pitch_sequence
 from rater.augment import AugmentConfig
 
@@ -156,41 +156,15 @@ def note_dream(
     for step in range(config.steps + 1):
         roll = logits(hard=step >= hard_step)
         waves = piano(roll)
-        if config.robust:
-            views = time_shifted(waves, generator, config.max_shift, grid.sample_rate)
-            score = scorer.score_tensor(views, augment=augment, generator=generator)
-        else:
-            score = scorer.score_tensor(waves)
-        terms = {"score": score.mean()}
-        objective = terms["score"]
-        if config.tv_weight > 0:
-            terms["tv"] = total_variation(scorer.mel(waves))
-            objective = objective - config.tv_weight * terms["tv"]
-        if config.hf_weight > 0:
-            terms["hf"] = high_frequency_penalty(waves)
-            objective = objective - config.hf_weight * terms["hf"]
-        if disc is not None:
-            terms["realness"] = disc(waves).mean()
-            objective = objective + config.adv_weight * terms["realness"]
+        objective, terms = dream_objective(waves, scorer, config, generator, augment, disc)
         if step % config.log_every == 0 or step == config.steps:
-            row = {"step": step, "objective": float(objective.detach()), **{k: float(v.detach()) for k, v in terms.items()},
-                   "notes_per_clip": float((roll.detach() > 0.5).sum() / config.n_clips)}
-            history.append(row)
-            if writer is not None:
-                for key, value in row.items():
-                    if key != "step":
-                        writer.add_scalar(f"{tag}/{key}", value, step)
+            log_row(history, writer, tag, {"step": step, "objective": float(objective.detach()),
+                                           **{k: float(v.detach()) for k, v in terms.items()},
+                                           "notes_per_clip": float((roll.detach() > 0.5).sum() / config.n_clips)})
         if step == config.steps:
             break
-        optimizer.zero_grad(set_to_none=True)
-        (-objective).backward()
-        optimizer.step()
-        if disc is not None and config.disc_steps > 0 and step % config.disc_every == 0:
-            for _ in range(config.disc_steps):
-                stats = train_step(disc, disc_opt, real.batch(config.n_clips, rng).to(device), waves.detach())
-            if writer is not None:
-                for key, value in stats.items():
-                    writer.add_scalar(f"{tag}/{key}", value, step)
+        ascend(optimizer, objective)
+        critic_step(disc, disc_opt, real, waves, config, rng, step, writer, tag)
     rolls = logits.hard_roll()
     notes = [notes_from_roll(r, grid) for r in rolls]
     rolls = np.stack([roll_from_notes(n, grid) for n in notes])  # same-pitch overlaps cut as FluidSynth plays them

@@ -18,7 +18,6 @@ Scored by the reward, the held-out members, and the simulated listeners' gold sc
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
