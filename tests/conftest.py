@@ -106,3 +106,12 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     return chromium_path()
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory, tiny_prior) -> Path:
+    """A runs folder with a small prior already trained, so no RL test parses the whole corpus."""
+    runs = tmp_path_factory.mktemp("runs")
+    (runs / "prior").mkdir()
+    shutil.copy(tiny_prior, runs / "prior" / "prior.pt")
+    return runs

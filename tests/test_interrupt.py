@@ -8,7 +8,6 @@ real signals to the process group cover what a terminal's Ctrl-C (once and twice
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,14 +23,6 @@ from agents.interrupt import TEST_HOOK
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_WITHIN = 10.0  # seconds from the interrupt to the process's exit
-
-
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, tiny_prior) -> Path:
-    runs = tmp_path_factory.mktemp("runs")
-    (runs / "prior").mkdir()
-    shutil.copy(tiny_prior, runs / "prior" / "prior.pt")
-    return runs
 
 
 def flags(runs_dir, tiny_rater, tiny_data_dir, name, timesteps):

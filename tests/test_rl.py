@@ -3,8 +3,6 @@ TensorBoard's own reader, atomic checkpoints, resume after a kill, and the refus
 
 import io
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +12,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents import sb3
 from studio.listen import loudness_lufs, true_peak_dbfs
-
-
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, tiny_prior) -> Path:
-    """A runs folder with a small prior already trained, so no test parses the whole corpus."""
-    runs = tmp_path_factory.mktemp("runs")
-    (runs / "prior").mkdir()
-    shutil.copy(tiny_prior, runs / "prior" / "prior.pt")
-    return runs
 
 
 def flags(runs_dir, tiny_rater, tiny_data_dir, name, *extra):
