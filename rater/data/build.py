@@ -37,6 +37,7 @@ STRENGTH_BINS = (0.0, 0.35, 0.7, 1.0)  # degraded clips only; clean ones are "no
 POOL_CONTEXT = multiprocessing.get_context("forkserver")
 
 _WORKER: dict = {}
+_LAST_BUILD: dict = {}  # tasks per Ray node of the last build in this process (for tests and benchmarks)
 
 
 def _init_worker(soundfont: str, sample_rate: int, seed: int) -> None:
@@ -180,12 +181,14 @@ def build_default_dataset(
     cache_dir: str | os.PathLike | None = None,
     soundfont: str | os.PathLike | None = None,
     sample_rate: int = 16000,
+    address: str | None = None,
 ) -> Clips:
     """Build (or load, when nothing changed) the default dataset in ``out_dir`` and write ``report.json``.
 
     ``workers``: processes (default: all cores; 0 runs in this process). ``sources``: files per corpus
     collection (default ``corpus.DEFAULT_SOURCES``). ``cache_dir``: parsed-note cache (default
-    ``<out_dir>/../.cache``).
+    ``<out_dir>/../.cache``). ``address``: run the parse and render tasks on Ray instead of a process pool
+    (``host:port``, ``auto`` or ``local``; see ``rater/distributed.py``); the output is the same bytes.
     """
     if n_clips < 1:
         raise ValueError(f"n_clips must be at least 1, got {n_clips}.")
@@ -207,11 +210,14 @@ def build_default_dataset(
     paths = corpus.select_sources(sources)
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     initargs = (str(font), sample_rate, seed)
-    pool = (
-        _InProcess(_init_worker, initargs)
-        if n_workers == 0
-        else ProcessPoolExecutor(n_workers, POOL_CONTEXT, initializer=_init_worker, initargs=initargs)
-    )
+    if address is not None:
+        from rater.distributed import RayExecutor  # noqa: PLC0415 - Ray is an optional extra
+
+        pool = RayExecutor(address, _init_worker, initargs)
+    elif n_workers == 0:
+        pool = _InProcess(_init_worker, initargs)
+    else:
+        pool = ProcessPoolExecutor(n_workers, POOL_CONTEXT, initializer=_init_worker, initargs=initargs)
     with pool:
         # Largest files first so a slow parse does not finish last on its own.
         ordered = sorted(paths, key=lambda p: -p.stat().st_size)
@@ -230,6 +236,9 @@ def build_default_dataset(
                 gold.append(chunk_gold)
                 bar.update(len(chunk_waves))
     gold = np.concatenate(gold)
+    if address is not None and progress:
+        print(f"Ray tasks per node: {dict(pool.nodes)}")
+    _LAST_BUILD["nodes"] = dict(getattr(pool, "nodes", {}))
     population = ListenerPopulation(seed=seed, sample_rate=sample_rate)
     plays, likes = population.simulate_counts(gold, np.random.default_rng([seed, 1]))
     split_of = assign_splits([s.piece_id for s in specs], seed)
