@@ -167,6 +167,13 @@ def read_state(checkpoint: Path) -> dict:
     return json.loads((checkpoint / STATE_FILE).read_text())
 
 
+def node_id(_runner=None) -> str:
+    """The Ray node this process runs on."""
+    import ray  # noqa: PLC0415
+
+    return ray.get_runtime_context().get_node_id()
+
+
 def cluster_gpus() -> float:
     import ray  # noqa: PLC0415
 
@@ -209,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
               "cluster": {"nodes": len([n for n in ray.nodes() if n["Alive"]]), "resources": ray.cluster_resources()}}
     write_json(run_dir / "config.json", config)
     algo = build_config(args, env_config, device).build_algo()
+    config["env_runner_nodes"] = algo.env_runner_group.foreach_env_runner(node_id, local_env_runner=False)
+    write_json(run_dir / "config.json", config)
 
     # 3. Learn: one RLlib iteration at a time, then the monitor and the checkpoints.
     writer = SummaryWriter(str(run_dir / "tb"))

@@ -97,7 +97,8 @@ class RayExecutor:
         self.ray = require_ray()
         connect(address)
         self.initializer, self.initargs = initializer, tuple(initargs)
-        self.remote = self.ray.remote(num_cpus=cpus_per_task, max_retries=3)(_call)
+        # SPREAD: independent CPU-bound tasks go round the nodes instead of filling the driver's node first.
+        self.remote = self.ray.remote(num_cpus=cpus_per_task, max_retries=3, scheduling_strategy="SPREAD")(_call)
         self.nodes: Counter[str] = Counter()
 
     def submit(self, fn: Callable, *args) -> RayResult:

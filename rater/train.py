@@ -58,6 +58,7 @@ class Args:
     dropout: float = field(default=0.1, metadata={"help": "dropout after each Dense layer"})
     augment: bool = field(default=False, metadata={"help": "mel-domain gain / pitch / stretch augmentation (off: listeners judge loudness, register and tempo, so it hurt val Spearman)"})
     resume: bool = field(default=False, metadata={"help": "continue from <out>/checkpoints/last.pt"})
+    address: str = field(default="", metadata={"help": "train the members as parallel Ray tasks: host:port, auto or local (empty: here, one after another)"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = all cores)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
@@ -177,6 +178,133 @@ def fold_rows(meta, n_folds: int, seed: int) -> list[np.ndarray]:
     return [train[folds == k] for k in range(n_folds)]
 
 
+@dataclass
+class MemberJob:
+    """Everything one ensemble member's training reads (picklable: a Ray task receives it whole)."""
+
+    args: Args
+    config: RaterConfig
+    mel_config: MelConfig
+    cache: MelCache
+    folds: list[np.ndarray]
+    val: np.ndarray
+    z: np.ndarray
+    device: str
+    crop_frames: int
+    aug: AugmentConfig | None
+
+
+def train_member(job: MemberJob, k: int, current: dict | None = None, on_epoch=None) -> tuple[dict, list]:
+    """Train member ``k`` on fold ``k`` until patience or ``--epochs``; returns the member and its TB scalars.
+
+    Depends only on ``(seed, k)`` and the job, never on other members, so members can train in any order or in
+    parallel. ``current``: a half-trained state saved by ``on_epoch`` (resume). ``on_epoch(current, scalars,
+    member)`` is called after every epoch with the resumable state (None once finished), that epoch's
+    ``(tag, value, epoch)`` scalars, and the finished member (or None).
+    """
+    args, cache, val, z, device = job.args, job.cache, job.val, job.z, torch.device(job.device)
+    fold = job.folds[k]
+    torch.manual_seed(args.seed * 1000 + k)
+    model = Rater(job.config)
+    fold_frames = np.concatenate([cache.clip(i) for i in fold]).astype(np.float32)
+    model.set_input_stats(torch.from_numpy(fold_frames.mean(0)), torch.from_numpy(fold_frames.std(0)))
+    del fold_frames
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    rng = np.random.default_rng([args.seed, k])
+    generator = torch.Generator().manual_seed(args.seed * 1000 + k)
+    val_before = float(np.mean((predict(model, cache, val, device) - z[val]) ** 2))
+    run = {"epoch": 0, "best_val": float("inf"), "best_state": None, "bad_epochs": 0, "val_before": val_before}
+    if current is not None:
+        model.load_state_dict(current["model"])
+        optimizer.load_state_dict(current["optimizer"])
+        rng.bit_generator.state = current["rng"]
+        generator.set_state(current["generator"])
+        run = current["run"]
+    all_scalars: list = []
+    member = None
+    bar = tqdm(range(run["epoch"], args.epochs), f"rater {k}", disable=not args.progress, initial=run["epoch"], total=args.epochs)
+    for epoch in bar:
+        model.train()
+        rows = rng.permutation(fold)
+        losses = []
+        for start in range(0, len(rows), args.batch_size):
+            pick = rows[start : start + args.batch_size]
+            logmel, lengths = pad_batch(random_crops(cache, pick, job.crop_frames, rng), job.mel_config.n_mels)
+            logmel, lengths = logmel.to(device), lengths.to(device)
+            if job.aug is not None:
+                logmel, lengths = augment(logmel, lengths, generator, job.aug, job.mel_config)
+            target = torch.as_tensor(z[pick], dtype=torch.float32, device=device)
+            loss = torch.mean((model(logmel, lengths) - target) ** 2)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"Rater {k} loss became {loss.item()} at epoch {epoch}; lower --lr (now {args.lr}) or check "
+                    f"the data in {args.data} for broken clips."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        val_pred = predict(model, cache, val, device)
+        val_loss = float(np.mean((val_pred - z[val]) ** 2))
+        val_spearman = metrics(val_pred, z[val])["spearman"]
+        scalars = [(f"rater{k}/{name}", float(value), epoch)
+                   for name, value in (("train_loss", np.mean(losses)), ("val_loss", val_loss), ("val_spearman", val_spearman))]
+        all_scalars += scalars
+        if val_loss < run["best_val"]:
+            run.update(best_val=val_loss, bad_epochs=0, best_state={n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
+        else:
+            run["bad_epochs"] += 1
+        run["epoch"] = epoch + 1
+        bar.set_postfix(train=f"{np.mean(losses):.3f}", val=f"{val_loss:.3f}", rho=f"{val_spearman:.3f}")
+        stop = run["bad_epochs"] >= args.patience or run["epoch"] >= args.epochs
+        state = None
+        if stop:
+            member = {"state": run["best_state"], "epochs": run["epoch"], "best_val": run["best_val"], "val_before": run["val_before"]}
+        else:
+            state = {
+                "member": k, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng": rng.bit_generator.state, "generator": generator.get_state(), "run": run,
+            }  # fmt: skip
+        if on_epoch is not None:
+            on_epoch(state, scalars, member)
+        if stop:
+            break
+    bar.close()
+    return member, all_scalars
+
+
+def _member_task(job: MemberJob, k: int, threads: int):
+    """One member in a Ray task: the same code and seeds as a local run, ``threads`` torch threads."""
+    import ray  # noqa: PLC0415
+
+    torch.set_num_threads(threads)
+    return ray.get_runtime_context().get_node_id(), train_member(job, k)
+
+
+LAST_RAY_NODES: dict = {}  # tasks per Ray node of the last ``members_on_ray`` in this process (tests, benchmarks)
+
+
+def members_on_ray(job: MemberJob, members: list[int], address: str) -> list[tuple[dict, list]]:
+    """Train ``members`` as parallel Ray tasks (one CPU each) and return them in order."""
+    from rater.distributed import connect, require_ray  # noqa: PLC0415
+
+    ray = require_ray()
+    connect(address)
+    threads = job.args.threads or 1
+    task = ray.remote(num_cpus=threads, num_gpus=1 if job.device.startswith("cuda") else 0, max_retries=2,
+                      scheduling_strategy="SPREAD")(_member_task)
+    job_ref = ray.put(job)
+    refs = [task.remote(job_ref, k, threads) for k in members]
+    results = ray.get(refs)
+    LAST_RAY_NODES.clear()
+    for node, _ in results:
+        LAST_RAY_NODES[node] = LAST_RAY_NODES.get(node, 0) + 1
+    if job.args.progress:
+        print(f"Ray: {len(members)} member(s) trained on {len(LAST_RAY_NODES)} node(s).")
+    return [result for _, result in results]
+
+
 def load_clips(data: str, progress: bool) -> Clips:
     """The dataset at ``data``; builds the default one there first when it is missing."""
     if (Path(data) / "info.json").is_file():
@@ -185,6 +313,11 @@ def load_clips(data: str, progress: bool) -> Clips:
     from rater.data.build import load_or_build  # noqa: PLC0415 - rendering stack only needed for a build
 
     return load_or_build(data)
+
+
+def train_args(args: Args) -> dict:
+    """The flags recorded in the frozen checkpoint: all but where the work ran (``--address``)."""
+    return {k: v for k, v in asdict(args).items() if k != "address"}
 
 
 def check_args(args: Args) -> RaterConfig:
@@ -247,73 +380,30 @@ def main(argv: list[str] | None = None) -> dict:
     crop_frames = max(1, int(round(args.crop_seconds * mel_config.sample_rate / mel_config.hop)))
     aug = AugmentConfig() if args.augment else None
 
-    for k in range(len(state["members"]), args.n_raters):
-        torch.manual_seed(args.seed * 1000 + k)
-        model = Rater(config)
-        fold_frames = np.concatenate([cache.clip(i) for i in folds[k]]).astype(np.float32)
-        model.set_input_stats(torch.from_numpy(fold_frames.mean(0)), torch.from_numpy(fold_frames.std(0)))
-        del fold_frames
-        model.to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-        rng = np.random.default_rng([args.seed, k])
-        generator = torch.Generator().manual_seed(args.seed * 1000 + k)
-        val_before = float(np.mean((predict(model, cache, val, device) - z[val]) ** 2))
-        run = {"epoch": 0, "best_val": float("inf"), "best_state": None, "bad_epochs": 0, "val_before": val_before}
-        current = state.get("current")
-        if current is not None and current["member"] == k:
-            model.load_state_dict(current["model"])
-            optimizer.load_state_dict(current["optimizer"])
-            rng.bit_generator.state = current["rng"]
-            generator.set_state(current["generator"])
-            run = current["run"]
-        bar = tqdm(range(run["epoch"], args.epochs), f"rater {k}", disable=not args.progress, initial=run["epoch"], total=args.epochs)
-        for epoch in bar:
-            model.train()
-            rows = rng.permutation(folds[k])
-            losses = []
-            for start in range(0, len(rows), args.batch_size):
-                pick = rows[start : start + args.batch_size]
-                logmel, lengths = pad_batch(random_crops(cache, pick, crop_frames, rng), mel_config.n_mels)
-                logmel, lengths = logmel.to(device), lengths.to(device)
-                if aug is not None:
-                    logmel, lengths = augment(logmel, lengths, generator, aug, mel_config)
-                target = torch.as_tensor(z[pick], dtype=torch.float32, device=device)
-                loss = torch.mean((model(logmel, lengths) - target) ** 2)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"Rater {k} loss became {loss.item()} at epoch {epoch}; lower --lr (now {args.lr}) or check "
-                        f"the data in {args.data} for broken clips."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-            val_pred = predict(model, cache, val, device)
-            val_loss = float(np.mean((val_pred - z[val]) ** 2))
-            val_spearman = metrics(val_pred, z[val])["spearman"]
-            for name, value in (("train_loss", np.mean(losses)), ("val_loss", val_loss), ("val_spearman", val_spearman)):
-                writer.add_scalar(f"rater{k}/{name}", value, epoch)
-            if val_loss < run["best_val"]:
-                run.update(best_val=val_loss, bad_epochs=0, best_state={n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
-            else:
-                run["bad_epochs"] += 1
-            run["epoch"] = epoch + 1
-            bar.set_postfix(train=f"{np.mean(losses):.3f}", val=f"{val_loss:.3f}", rho=f"{val_spearman:.3f}")
-            stop = run["bad_epochs"] >= args.patience or run["epoch"] >= args.epochs
-            if stop:
-                state["members"].append(
-                    {"state": run["best_state"], "epochs": run["epoch"], "best_val": run["best_val"], "val_before": run["val_before"]}
-                )
-                state["current"] = None
-            else:
-                state["current"] = {
-                    "member": k, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "rng": rng.bit_generator.state, "generator": generator.get_state(), "run": run,
-                }  # fmt: skip
+    job = MemberJob(args=args, config=config, mel_config=mel_config, cache=cache, folds=folds, val=val, z=z,
+                    device=str(device), crop_frames=crop_frames, aug=aug)
+    todo = list(range(len(state["members"]), args.n_raters))
+    if args.address:
+        if state.get("current") is not None:
+            print("--address: the half-trained member in last.pt restarts from epoch 0 (Ray tasks resume whole members).")
+        state["current"] = None
+        for member, scalars in members_on_ray(job, todo, args.address) if todo else []:
+            for name, value, epoch in scalars:
+                writer.add_scalar(name, value, epoch)
+            state["members"].append(member)
             save_checkpoint({**state, "data_hash": clips.data_hash, "args": asdict(args)}, last)
-            if stop:
-                break
-        bar.close()
+    for k in [] if args.address else todo:  # here, one member after another, resumable after every epoch
+
+        def on_epoch(current: dict | None, scalars: list, member: dict | None) -> None:
+            for name, value, epoch in scalars:
+                writer.add_scalar(name, value, epoch)
+            if member is not None:
+                state["members"].append(member)
+            state["current"] = current
+            save_checkpoint({**state, "data_hash": clips.data_hash, "args": asdict(args)}, last)
+
+        current = state.get("current")
+        train_member(job, k, current if current is not None and current["member"] == k else None, on_epoch)
     writer.flush()
 
     train_seconds = time.perf_counter() - started
@@ -346,7 +436,7 @@ def main(argv: list[str] | None = None) -> dict:
     writer.close()
     frozen = build_checkpoint(
         [m["state"] for m in state["members"]], config, mel_config, p_mean, p_std,
-        data_hash=clips.data_hash, train_args=asdict(args), test_metrics=rows,
+        data_hash=clips.data_hash, train_args=train_args(args), test_metrics=rows,
     )  # fmt: skip
     save_checkpoint(frozen, ckpt_dir / "rater.pt")
     write_json(out / "report.json", report)
