@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,22 +22,6 @@ import torch
 ray = pytest.importorskip("ray", reason="Ray is not installed here: `make test-ray` runs these tests in .venv-ray")
 
 ROOT = Path(__file__).resolve().parents[1]
-RAY = str(Path(sys.executable).with_name("ray"))
-NODE = ["--num-cpus", "1", "--object-store-memory", str(80 * 1024 * 1024), "--disable-usage-stats"]
-# Notice a dead node in ~3 s instead of ~30 s (the GCS pings every node every second; 3 misses = dead).
-FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
-               "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "1000"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_worker_node(address: str) -> None:
-    subprocess.run([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *NODE],
-                   check=True, capture_output=True, env={**os.environ, **FAST_HEALTH}, timeout=120)
 
 
 def alive_nodes() -> list[dict]:
@@ -57,21 +40,16 @@ def wait_for_nodes(n: int, timeout: float = 60.0) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """``ray start --head`` plus one ``ray start --address`` worker node, loopback only; stopped afterwards."""
-    address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, **FAST_HEALTH}
-    try:
-        subprocess.run([RAY, "start", "--head", "--port", address.split(":")[1], "--node-ip-address", "127.0.0.1",
-                        "--include-dashboard=false", *NODE], check=True, capture_output=True, env=env, timeout=120)
-        start_worker_node(address)
-        from rater.distributed import connect
+    """``ray start --head`` plus one ``ray start --address`` worker node, 1 CPU each, loopback; stopped afterwards."""
+    from rater.distributed import LocalCluster, connect
 
-        connect(address)
+    local = LocalCluster(workers=1, cpus=1, object_store_mb=80)
+    try:
+        connect(local.address)
         wait_for_nodes(2)
-        yield address
+        yield local
     finally:
-        ray.shutdown()
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+        local.stop()
 
 
 def test_default_build_on_ray_is_byte_identical_and_uses_both_nodes(cluster, tmp_path):
@@ -79,7 +57,7 @@ def test_default_build_on_ray_is_byte_identical_and_uses_both_nodes(cluster, tmp
 
     small = {"sources": {"bach": 2, "ryansMammoth": 2}, "n_clips": 48, "progress": False, "cache_dir": tmp_path / "cache"}
     build.build_default_dataset(tmp_path / "local", seed=0, workers=0, **small)
-    build.build_default_dataset(tmp_path / "ray", seed=0, address=cluster, **small)
+    build.build_default_dataset(tmp_path / "ray", seed=0, address=cluster.address, **small)
     assert len(build._LAST_BUILD["nodes"]) == 2, build._LAST_BUILD  # tasks ran on the head and the worker node
     names = sorted(p.name for p in (tmp_path / "local").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "ray").iterdir())
@@ -96,7 +74,7 @@ def test_rater_members_on_ray_give_the_local_checkpoint(cluster, tiny_data_dir, 
     out = tmp_path / "rater-ray"  # the same flags as the conftest's local tiny_rater, members as Ray tasks
     rater_train.main(["--data", str(tiny_data_dir), "--out", str(out), "--epochs", "4", "--n-raters", "2",
                       "--crop-seconds", "1.5", "--no-progress", "--channels", "32", "--device", "cpu",
-                      "--threads", "1", "--address", cluster])
+                      "--threads", "1", "--address", cluster.address])
     assert len(rater_train.LAST_RAY_NODES) == 2, rater_train.LAST_RAY_NODES
     local = torch.load(tiny_rater, weights_only=True)
     remote = torch.load(out / "checkpoints" / "rater.pt", weights_only=True)
@@ -132,7 +110,7 @@ def test_rllib_survives_a_killed_node_checkpoints_resumes_and_evaluates(cluster,
     (runs / "prior").mkdir(parents=True)
     shutil.copy(tiny_prior, runs / "prior" / "prior.pt")  # beta > 0: the prior's term runs in the env-runners
     worker = next(n for n in alive_nodes() if "node:__internal_head__" not in n["Resources"])
-    proc = subprocess.Popen(train_cmd(runs, tiny_rater, tiny_data_dir, cluster, "--timesteps", "640"), cwd=ROOT,
+    proc = subprocess.Popen(train_cmd(runs, tiny_rater, tiny_data_dir, cluster.address, "--timesteps", "384"), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
@@ -152,7 +130,7 @@ def test_rllib_survives_a_killed_node_checkpoints_resumes_and_evaluates(cluster,
     assert len(set(config["env_runner_nodes"])) == 2, config["env_runner_nodes"]  # one env-runner per node
     assert "1/2 env-runners healthy" in log, log[-3000:]  # the killed node's runner was lost, the run went on
     state = json.loads((run / "checkpoints" / "latest" / "earworm_state.json").read_text())
-    assert state["steps"] >= 640
+    assert state["steps"] >= 384
     assert (run / "checkpoints" / "best").is_dir() and (run / "summary.json").is_file()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -162,10 +140,10 @@ def test_rllib_survives_a_killed_node_checkpoints_resumes_and_evaluates(cluster,
     assert "episodes/best" in tb.Tags()["audio"]
 
     # The node comes back (as an autoscaler would replace it); the run resumes from its checkpoint.
-    start_worker_node(cluster)
+    cluster.add_worker_node()
     wait_for_nodes(2)
     before = state["steps"]
-    resumed = subprocess.run(train_cmd(runs, tiny_rater, tiny_data_dir, cluster, "--timesteps", str(before + 128),
+    resumed = subprocess.run(train_cmd(runs, tiny_rater, tiny_data_dir, cluster.address, "--timesteps", str(before + 128),
                                        "--resume"), cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"Resuming PPO on Ray at step {before}" in resumed.stdout
