@@ -57,8 +57,14 @@ def sb3_steps_per_second(n_envs: int, steps: int, rater: Path) -> float:
     return rate
 
 
-def rllib_steps_per_second(n_runners: int, iterations: int, rater: Path, address: str) -> float:
-    """RLlib PPO as ``train.py --backend ray`` builds it, timed over ``iterations`` after one warm-up iteration."""
+def rllib_steps_per_second(n_runners: int, iterations: int, rater: Path, address: str) -> tuple[float, float, float]:
+    """RLlib PPO as ``train.py --backend ray`` builds it, timed over ``iterations`` after one warm-up iteration.
+
+    Returns (env steps/s of whole iterations, env steps/s of one env-runner sampling on its own, the rest of an
+    iteration as a rate: learner update + weight sync + RLlib's bookkeeping). The sampling rate is timed inside
+    each env-runner (``EnvRunner.sample``, policy inference and reward-actor calls included); RLlib's own
+    timers are moving averages that still carry the slow first iteration, so they are not used.
+    """
     import ray  # noqa: PLC0415
     from ray.tune.registry import register_env  # noqa: PLC0415
 
@@ -77,11 +83,21 @@ def rllib_steps_per_second(n_runners: int, iterations: int, rater: Path, address
     steps, started = 0, time.perf_counter()
     for _ in range(iterations):
         steps += int(algo.train()["env_runners"]["num_env_steps_sampled"])
-    rate = steps / (time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    per_runner = float(np.median(algo.env_runner_group.foreach_env_runner(_timed_sample, local_env_runner=False)))
+    batch = 256 * n_runners
+    rest = seconds / iterations - 256 / per_runner  # runners sample in parallel: one runner's 256 steps
     algo.stop()
     for actor in actors:
         ray.kill(actor)
-    return rate
+    return steps / seconds, per_runner, batch / max(rest, 1e-9)
+
+
+def _timed_sample(runner, steps: int = 512) -> float:
+    """Env steps/s of one env-runner sampling ``steps`` steps with its current policy (runs inside the runner)."""
+    started = time.perf_counter()
+    runner.sample(num_timesteps=steps, random_actions=False)
+    return steps / (time.perf_counter() - started)
 
 
 def reward_actor_clips_per_second(rater: Path, address: str, n_clips: int = 64, repeats: int = 3) -> tuple[float, float, float]:
@@ -146,9 +162,11 @@ def main() -> None:
         print("SINGLE-HOST FIGURES: both nodes share this machine's cores; they measure overhead, not scaling.\n")
         for n in (1, 2):
             results[f"sb3_{n}"] = sb3_steps_per_second(n, 256 * n * args.iterations, rater)
-            results[f"rllib_{n}"] = rllib_steps_per_second(n, args.iterations, rater, cluster.address)
-            print(f"PPO env steps/s, {n} env(s)/env-runner(s): RLlib {results[f'rllib_{n}']:6.0f} / SB3 "
-                  f"{results[f'sb3_{n}']:6.0f} = {results[f'rllib_{n}'] / results[f'sb3_{n}']:.2f}", flush=True)
+            rate, per_runner, learner = rllib_steps_per_second(n, args.iterations, rater, cluster.address)
+            results.update({f"rllib_{n}": rate, f"rllib_{n}_sampling_per_runner": per_runner, f"rllib_{n}_learner": learner})
+            print(f"PPO env steps/s, {n} env(s)/env-runner(s): RLlib {rate:6.0f} / SB3 {results[f'sb3_{n}']:6.0f} = "
+                  f"{rate / results[f'sb3_{n}']:.2f}   (RLlib: one env-runner samples {per_runner:.0f} steps/s; the rest "
+                  f"of an iteration, learner + sync, runs at {learner:.0f} steps/s)", flush=True)
         actor, local, batch = reward_actor_clips_per_second(rater, cluster.address)
         results.update(reward_actor_clips_s=actor, scorer_in_process_clips_s=local, reward_actor_mean_batch=batch)
         print(f"8.5-s clips/s: reward actor (one clip per request, {batch:.1f} clips per batch) {actor:6.0f} / "

@@ -129,6 +129,10 @@ class LocalCluster:
         import sys  # noqa: PLC0415
 
         require_ray()
+        # A local `ray.init()` leaves ~/.ray/auth_token behind; with it, `ray start` nodes and drivers disagree on
+        # token authentication and the worker node cannot join. This cluster is loopback-only: no tokens, for
+        # this process and the drivers it starts.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         self._run = subprocess.run
         self.ray_cli = str(Path(sys.executable).with_name("ray"))
         self.node_flags = ["--num-cpus", str(cpus), "--object-store-memory", str(object_store_mb << 20),
