@@ -5,15 +5,15 @@
     python evaluate.py --checkpoint runs/ppo-seed0/checkpoints/best.zip --out runs/ppo-seed0/eval-best
 
 Writes results.json, report.md, scores.png, per-piece WAV/MIDI/PNGs and index.html (open it in a browser)
-to runs/<newest evaluated run>/eval/ unless --out says otherwise. The logic lives in agents/evaluation.py.
+to runs/<newest evaluated run>/eval/ unless --out says otherwise. The logic lives in evaluation/report.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from agents.evaluation import Args, evaluate
-from rater.cli import parse_args
+from evaluation.report import Args, evaluate
+from studio.flags import parse_args
 
 
 def main(argv: list[str] | None = None) -> dict:

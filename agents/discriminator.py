@@ -15,15 +15,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.export import atomic_path
+from studio.files import atomic_path
 
 from rater.mel import LogMel
+from studio import SAMPLE_RATE
 
 
 class Discriminator(nn.Module):
     """Log-mel -> four conv blocks -> global average pool -> one realness logit per waveform."""
 
-    def __init__(self, sample_rate: int = 16000, width: int = 16):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, width: int = 16):
         super().__init__()
         self.sample_rate, self.width = sample_rate, width
         self.mel = LogMel(sample_rate=sample_rate)

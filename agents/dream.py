@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
-from agents.judges import Judges, load_judges
-from envs.export import atomic_path, write_json, write_text
+from rater.judges import Judges, load_judges
+from studio.files import atomic_path, write_json, write_text
 from rater.augment import AugmentConfig
-from rater.cli import parse_args
+from studio.flags import parse_args
 
 MODES = ("naive", "regularised", "adversarial")
 PARAMS = ("wave", "stft")
@@ -322,7 +322,7 @@ def save_mel_png(path: Path, waves: np.ndarray, sample_rate: int, title: str) ->
 
 def save_outputs(folder: Path, result: DreamResult, sample_rate: int, writer=None, tag: str = "dream") -> dict:
     """WAVs, a mel PNG, scores.json (and best/median audio in TensorBoard) for one dreaming run."""
-    from envs.export import save_wav  # noqa: PLC0415
+    from studio.files import save_wav  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, wave in enumerate(result.waves):
@@ -361,13 +361,8 @@ def real_clips(data_dir: str, seed: int, samples: int, max_clips: int = 256) -> 
     from rater.data.build import load_or_build  # noqa: PLC0415 - builds the dataset on first use
 
     clips = load_or_build(data_dir, seed=seed)
-    meta = clips.meta
-    undegraded = (meta["degradation"] == "none").to_numpy()
-    picked = {}
-    for split in ("train", "test"):
-        idx = np.flatnonzero(undegraded & (meta["split"] == split).to_numpy())[:max_clips]
-        picked[split] = RealCrops(clips.waveforms(idx), samples)
-    return picked["train"], picked["test"]
+    train, test = (RealCrops(clips.waveforms(clips.undegraded(split)[:max_clips]), samples) for split in ("train", "test"))
+    return train, test
 
 
 def judge(waves: Sequence[np.ndarray], judges: Judges, discriminator: Discriminator | None) -> dict:

@@ -17,9 +17,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 from tqdm import tqdm
 
-from agents.judges import Judges
-from agents.metrics import diversity, mean_theory_stats
-from envs.export import atomic_path
+from agents.interrupt import interrupt_point
+from rater.judges import Judges
+from studio.theory import diversity, mean_theory_stats
+from studio.files import atomic_path
 from envs.piano import piano_roll_image
 
 NOT_LOGGED = ("stdout", "log", "json", "csv")
@@ -29,6 +30,7 @@ def atomic_save(model, path: Path) -> None:
     """Save an SB3 model so that a crash mid-write never leaves a broken checkpoint."""
     with atomic_path(path) as tmp:
         model.save(tmp)
+        interrupt_point("checkpoint")  # the temporary is written, the target not yet replaced
 
 
 class OverOptimisationMonitor(BaseCallback):
@@ -67,6 +69,7 @@ class OverOptimisationMonitor(BaseCallback):
         episodes = self.fresh[-self.max_scored :]
         self.fresh = []
         scores = self.judges.score([e["audio"] for e in episodes])
+        interrupt_point("monitor")
         means = {k: float(np.mean(v)) for k, v in scores.items()}
         for name, value in means.items():
             self.logger.record(f"judges/{name}", value)

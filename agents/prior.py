@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.metrics import Note, diversity, mean_theory_stats
-from envs.export import atomic_path
+from studio.theory import Note, diversity, mean_theory_stats
+from studio.files import atomic_path
 from envs.piano import HOLD, REST, actions_to_roll, roll_observation
 
 

@@ -23,16 +23,17 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from agents.judges import Judges, load_judges
-from agents.metrics import diversity, mean_theory_stats
 from agents.prior import GridConfig, default_prior
 from agents.rollout import collect_episodes, model_policy, random_policy, summarise
 from agents.sb3 import print_summary
-from envs.export import atomic_path, write_json
 from envs.piano import piano_roll_image
-from rater.cli import parse_args
 from rater.distributed import connect, require_ray
-from rater.scorer import read_checkpoint, resolve_device
+from rater.judges import Judges, load_judges
+from rater.scorer import read_checkpoint
+from studio.device import resolve_device
+from studio.files import atomic_path, write_json
+from studio.flags import parse_args
+from studio.theory import diversity, mean_theory_stats
 
 ENV_NAME = "earworm-piano-ray"
 STATE_FILE = "earworm_state.json"  # beside RLlib's files in each checkpoint: our step count and monitor state

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from agents.judges import Judges
-from agents.metrics import diversity, mean_theory_stats
+from rater.judges import Judges
+from studio.theory import diversity, mean_theory_stats
 from envs.piano import PianoEnv
 
 Policy = Callable[[np.ndarray], np.ndarray]

@@ -18,17 +18,18 @@ import gymnasium as gym
 import torch
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import envs
-from agents.judges import Judges, load_judges
+from agents.interrupt import ClosableSubprocVecEnv, interrupt_point, interrupts_handled
+from rater.judges import Judges, load_judges
 from agents.monitor import CheckpointEvery, OverOptimisationMonitor, ProgressBar, atomic_save
 from agents.prior import GridConfig, default_prior
 from agents.rollout import collect_episodes, model_policy, random_policy, summarise
 from agents.wrappers import PriorReward, RaterReward
-from envs.export import write_json
-from rater.cli import parse_args
-from rater.scorer import resolve_device
+from studio.files import write_json
+from studio.flags import parse_args
+from studio.device import resolve_device
 
 ALGOS = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 
@@ -66,7 +67,7 @@ def make_envs(n_envs: int, seed: int, reward_mode: str) -> VecEnv:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it saves, then closes us
         return gym.make(f"envs:{envs.ENV_ID}", **kwargs)
 
-    venv = SubprocVecEnv([make] * n_envs) if n_envs > 1 else DummyVecEnv([lambda: gym.make(envs.ENV_ID, **kwargs)])
+    venv = ClosableSubprocVecEnv([make] * n_envs) if n_envs > 1 else DummyVecEnv([lambda: gym.make(envs.ENV_ID, **kwargs)])
     venv.seed(seed)
     return venv
 
@@ -109,19 +110,25 @@ def main(argv: list[str] | None = None) -> dict:
         monitor = OverOptimisationMonitor(judges, run_dir / "checkpoints", args.monitor_every, args.media_every, args.early_stop)
         callbacks = [monitor, CheckpointEvery(latest, args.checkpoint_every), ProgressBar(remaining)]
         start = time.time()
-        try:
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
-        except KeyboardInterrupt:
-            atomic_save(model, latest)
-            venv.close()
-            raise SystemExit(f"Interrupted at step {model.num_timesteps}: saved {latest}. Continue with --resume.")
-        atomic_save(model, latest)
+        second = f"Second Ctrl-C: exiting now; {latest} holds the last complete checkpoint. Continue with --resume."
+        with interrupts_handled(second):
+            try:
+                model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
+                atomic_save(model, latest)
+            except KeyboardInterrupt:
+                atomic_save(model, latest)
+                venv.close()
+                raise SystemExit(f"Interrupted at step {model.num_timesteps}: saved {latest}. Continue with --resume.")
         config.update(train_seconds=round(time.time() - start, 1), gold_target_reached=monitor.gold_target)
         write_json(run_dir / "config.json", config)
     venv.close()
 
     # 4. Judge random vs the best checkpoint (by held-out score) on fresh episodes.
-    summary = summarise_run(args, judges, run_dir)
+    try:
+        summary = summarise_run(args, judges, run_dir)
+    except KeyboardInterrupt:
+        raise SystemExit(f"Interrupted during the final summary: training is saved in {latest}. "
+                         "`python evaluate.py` judges it, or rerun with --resume to redo the summary.") from None
     summary["train_seconds"], summary["gold_target_reached"] = config.get("train_seconds"), config.get("gold_target_reached")
     write_json(run_dir / "summary.json", summary)
     print_summary(summary)
@@ -138,6 +145,7 @@ def new_model(args: Args, venv: VecEnv, device: str):
 
 
 def summarise_run(args: Args, judges: Judges, run_dir: Path) -> dict:
+    interrupt_point("summary")
     rows = {}
     episodes = collect_episodes(lambda env: random_policy(env, args.seed), args.eval_episodes, args.seed)
     rows["random"], _ = summarise(episodes, judges)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from envs.piano import check_reward_mode, reward_from_score
+
 
 class RaterReward(VecEnvWrapper):
     """Reward from a scorer, batched: ``final`` scores each finished episode; ``shaped`` pays score differences.
@@ -22,8 +24,7 @@ class RaterReward(VecEnvWrapper):
 
     def __init__(self, venv: VecEnv, scorer: Callable[[Sequence[np.ndarray]], np.ndarray], reward_mode: str):
         super().__init__(venv)
-        if reward_mode not in ("final", "shaped"):
-            raise ValueError(f"reward_mode must be 'final' or 'shaped', got {reward_mode!r}.")
+        check_reward_mode(reward_mode)
         self.scorer, self.reward_mode = scorer, reward_mode
         self._last = np.zeros(self.num_envs, dtype=np.float32)
 
@@ -41,7 +42,7 @@ class RaterReward(VecEnvWrapper):
             if not np.isfinite(scores).all():
                 raise FloatingPointError("The rater returned a non-finite score: check the rater checkpoint.")
             for i, score in zip(idx, scores):
-                rewards[i] += score - self._last[i] if self.reward_mode == "shaped" else score
+                rewards[i] += reward_from_score(self.reward_mode, score, self._last[i])
                 self._last[i] = score
                 infos[i].pop("audio_so_far", None)
                 if dones[i]:

@@ -21,7 +21,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import envs
-from envs.synth import Renderer
+from studio.synth import Renderer
 
 
 def rms_scorer(waves):

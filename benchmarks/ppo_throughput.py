@@ -12,7 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 
 import envs
-from agents.judges import load_judges
+from rater.judges import load_judges
 from agents.prior import GridConfig, default_prior
 from agents.wrappers import PriorReward, RaterReward
 from benchmarks.env_throughput import ppo_steps_per_second

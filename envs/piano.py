@@ -34,7 +34,7 @@ Episode end
 Arguments
     ``scorer``, ``reward_mode``, ``n_steps``, ``step_seconds``, ``low_pitch``, ``n_pitches``,
     ``velocity_levels``, ``chord_size``, ``history``, ``program`` (GM program, 0 = piano), ``sample_rate``
-    (16000), ``soundfont`` (see ``envs.synth.resolve_soundfont``), ``gain`` (0.2), ``tail_seconds`` (0.5),
+    (16000), ``soundfont`` (see ``studio.synth.resolve_soundfont``), ``gain`` (0.2), ``tail_seconds`` (0.5),
     ``render_mode`` (None or ``"rgb_array"``: a piano-roll image of the episode so far).
 
 Determinism: the env has no randomness of its own and every episode gets a fresh synthesizer voice on a
@@ -51,7 +51,8 @@ import numpy as np
 import pretty_midi
 from gymnasium import spaces
 
-from envs.synth import Renderer, block_frames
+from studio import SAMPLE_RATE
+from studio.synth import Renderer, block_frames
 
 REST, HOLD = 0, 1
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
@@ -72,14 +73,13 @@ class PianoEnv(gym.Env):
         chord_size: int = 1,
         history: int = 8,
         program: int = 0,
-        sample_rate: int = 16000,
+        sample_rate: int = SAMPLE_RATE,
         soundfont: str | None = None,
         gain: float = 0.2,
         tail_seconds: float = 0.5,
         render_mode: str | None = None,
     ):
-        if reward_mode not in ("final", "shaped"):
-            raise ValueError(f"reward_mode must be 'final' or 'shaped', got {reward_mode!r}.")
+        check_reward_mode(reward_mode)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         if not (0 <= low_pitch and low_pitch + n_pitches <= 128 and n_pitches >= 1):
@@ -222,12 +222,26 @@ class PianoEnv(gym.Env):
         score = float(self.scorer([self._audio[:end_frame]])[0])
         if not np.isfinite(score):
             raise ValueError(f"The scorer returned {score} for step {self._t}; check the scorer/rater checkpoint.")
-        reward = score - self._last_score if self.reward_mode == "shaped" else score
+        reward = reward_from_score(self.reward_mode, score, self._last_score)
         self._last_score = score
         return reward
 
     def _observation(self) -> np.ndarray:
         return roll_observation(self._roll, self._t, self.history, self.n_steps)
+
+
+REWARD_MODES = ("final", "shaped")
+
+
+def check_reward_mode(mode: str) -> None:
+    if mode not in REWARD_MODES:
+        raise ValueError(f"reward_mode must be 'final' or 'shaped', got {mode!r}.")
+
+
+def reward_from_score(mode: str, score: float, previous: float):
+    """The reward rule: ``final`` pays the episode's score; ``shaped`` pays ``score - previous`` (potential-based,
+    ``previous`` = the score at the last scored step, 0 before the first), so an episode's rewards sum to its score."""
+    return score - previous if mode == "shaped" else score
 
 
 def roll_observation(padded_roll: np.ndarray, t: int, history: int, n_steps: int) -> np.ndarray:

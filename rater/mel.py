@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 import torch
+from studio import SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class MelConfig:
     """Every parameter that changes the log-mel numbers (checkpoints and caches are keyed on it)."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 2048
     hop: int = 512
     n_mels: int = 128

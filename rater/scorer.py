@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.export import atomic_path
+from studio.device import resolve_device
+from studio.files import atomic_path
 from rater.augment import AugmentConfig
 from rater.augment import augment as augment_logmel
 from rater.mel import LogMel, MelConfig
@@ -30,16 +31,6 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = (
     "format_version", "model_config", "state_dicts", "reward_index", "mel_config", "sample_rate", "target",
 )  # fmt: skip
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device`` and checked."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} asked for CUDA but torch sees no GPU; use device='auto' or 'cpu'.")
-    return resolved
 
 
 def checkpoint_path(path: str | os.PathLike | None = None) -> Path:

@@ -24,13 +24,14 @@ from scipy.stats import spearmanr
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from envs.export import atomic_path, write_json
+from studio.files import atomic_path, write_json
 from rater.augment import AugmentConfig, augment
-from rater.cli import parse_args
+from studio.flags import parse_args
 from rater.data.clips import Clips
 from rater.mel import LogMel, MelConfig
 from rater.model import Rater, RaterConfig
-from rater.scorer import build_checkpoint, resolve_device, save_checkpoint
+from rater.scorer import build_checkpoint, save_checkpoint
+from studio.device import resolve_device
 
 RIDGE_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 

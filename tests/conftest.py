@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from envs.synth import Renderer
+from studio.synth import Renderer
 from rater import train as rater_train
 from rater.data.clips import Clips
 from rater.data.listeners import ListenerPopulation

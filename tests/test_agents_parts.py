@@ -6,7 +6,7 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import envs
-from agents.metrics import diversity, edit_distance, theory_stats
+from studio.theory import diversity, edit_distance, theory_stats
 from agents.prior import GridConfig, NotePrior, load_prior, melody_to_actions, save_prior, skyline, train_prior
 from agents.wrappers import PriorReward, RaterReward
 from envs.piano import HOLD, REST

@@ -16,10 +16,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import evaluate as evaluate_cli
-from agents.evaluation import Args, evaluate
-from agents.judges import file_hash
+from evaluation.report import Args, evaluate
+from rater.judges import file_hash
 from agents.prior import GridConfig, actions_to_notes
-from envs.export import save_wav
+from studio.files import save_wav
 from envs.piano import PianoEnv
 from rater.scorer import Scorer
 

@@ -12,8 +12,8 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from envs.export import save_midi, save_wav
-from envs.synth import Renderer, SynthError, resolve_soundfont
+from studio.files import save_midi, save_wav
+from studio.synth import Renderer, SynthError, resolve_soundfont
 
 
 def rms_scorer(waves):
@@ -175,7 +175,7 @@ def test_missing_libfluidsynth_names_the_fix():
     import subprocess
     import sys
 
-    code = "import sys; sys.modules['fluidsynth'] = None\nfrom envs.synth import Renderer\nRenderer()"
+    code = "import sys; sys.modules['fluidsynth'] = None\nfrom studio.synth import Renderer\nRenderer()"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode != 0
     assert "libfluidsynth could not be loaded" in out.stderr and "apt-get install libfluidsynth3" in out.stderr

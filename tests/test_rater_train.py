@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs.synth import Renderer
+from studio.synth import Renderer
 from rater import train
 from rater.data import corpus, degrade
 from rater.data.clips import Clips

@@ -150,7 +150,7 @@ def test_rllib_survives_a_killed_node_checkpoints_resumes_and_evaluates(cluster,
     assert json.loads((run / "checkpoints" / "latest" / "earworm_state.json").read_text())["steps"] == before + 128
 
     # evaluate.py reads the RLlib checkpoint like an SB3 one.
-    from agents.evaluation import Args, evaluate
+    from evaluation.report import Args, evaluate
 
     results = evaluate(Args(agent="ppo", episodes=2, runs_dir=str(runs), data_dir=str(tiny_data_dir),
                             reference_clips=2, out=str(tmp_path / "eval"), device="cpu"))

@@ -7,7 +7,8 @@ import torch
 from rater.augment import AugmentConfig
 from rater.mel import MelConfig
 from rater.model import Rater, RaterConfig
-from rater.scorer import Scorer, build_checkpoint, read_checkpoint, resolve_device, save_checkpoint
+from rater.scorer import Scorer, build_checkpoint, read_checkpoint, save_checkpoint
+from studio.device import resolve_device
 
 SR = 16000
 CONFIG = RaterConfig(channels=32, hidden=(16,))

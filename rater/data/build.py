@@ -23,7 +23,8 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
-from envs import synth
+from studio import SAMPLE_RATE, synth
+from studio.files import write_json
 from rater.data import clips as clips_module
 from rater.data import corpus, degrade, listeners, popularity
 from rater.data.clips import Clips
@@ -167,10 +168,6 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, payload: dict) -> None:
-    corpus.atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
-
-
 def build_default_dataset(
     out_dir: str | os.PathLike = "data/default",
     seed: int = 0,
@@ -180,7 +177,7 @@ def build_default_dataset(
     sources: dict[str, int] | None = None,
     cache_dir: str | os.PathLike | None = None,
     soundfont: str | os.PathLike | None = None,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     address: str | None = None,
 ) -> Clips:
     """Build (or load, when nothing changed) the default dataset in ``out_dir`` and write ``report.json``.

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envs.export import atomic_path
+from studio.files import atomic_path
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,12 @@ class Clips:
     def waveforms(self, indices: Sequence[int] | None = None) -> list[np.ndarray]:
         """Several clips as float32 (all of them when ``indices`` is None)."""
         return [self.waveform(int(i)) for i in (range(len(self)) if indices is None else indices)]
+
+    def undegraded(self, split: str) -> np.ndarray:
+        """Row indices of the clean (undegraded) clips of one split: the real-music reference, shape (n,)."""
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r}; use one of {list(SPLITS)}.")
+        return np.flatnonzero(((self.meta["degradation"] == "none") & (self.meta["split"] == split)).to_numpy())
 
     def split(self, name: str) -> Clips:
         """The clips of one split, repacked contiguously (metadata rows renumbered from 0)."""

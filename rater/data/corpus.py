@@ -14,7 +14,7 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-from envs.export import atomic_path
+from studio.files import write_bytes
 
 import numpy as np
 
@@ -147,12 +147,6 @@ def cache_key(path: Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def load_pieces(path: Path, cache_dir: Path) -> list[Piece]:
     """Parsed pieces of one corpus file, from ``cache_dir`` when its inputs are unchanged, else parsed and cached."""
     cached = Path(cache_dir) / f"notes-{cache_key(path)}.pkl"
@@ -163,7 +157,7 @@ def load_pieces(path: Path, cache_dir: Path) -> list[Piece]:
         except (OSError, pickle.UnpicklingError, EOFError):
             pass  # a damaged cache entry is rebuilt below
     pieces = parse_file(path)
-    atomic_write_bytes(cached, pickle.dumps(pieces, protocol=pickle.HIGHEST_PROTOCOL))
+    write_bytes(cached, pickle.dumps(pieces, protocol=pickle.HIGHEST_PROTOCOL))
     return pieces
 
 

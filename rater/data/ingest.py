@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from rater.data.build import POOL_CONTEXT, write_json
+from rater.data.build import POOL_CONTEXT
+from studio.files import write_json
 from rater.data.clips import Clips
 from rater.data.popularity import validate_counts
+from studio import SAMPLE_RATE
 
 SPLIT_NAMES = ("train", "val", "test")
 FMA_SPLITS = {"training": "train", "validation": "val", "test": "test"}
@@ -135,7 +137,7 @@ def ingest(
     rows: pd.DataFrame,
     out_dir: str | os.PathLike,
     collection: str,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     max_seconds: float = 30.0,
     min_seconds: float = 1.0,
     workers: int | None = None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
+from studio import SAMPLE_RATE
 
 FRAME = 1024  # STFT frame at 16 kHz: 64 ms; 15.6 Hz bins separate semitones above ~180 Hz (CHROMA_BAND)
 HOP = 512  # 32 ms
@@ -72,7 +73,7 @@ def _chroma_matrix(sample_rate: int) -> np.ndarray:
 class FeatureExtractor:
     """Waveform -> the perceptual features in FEATURE_NAMES, one STFT per clip, numpy only."""
 
-    def __init__(self, sample_rate: int = 16000):
+    def __init__(self, sample_rate: int = SAMPLE_RATE):
         if sample_rate < 8000:
             raise ValueError(f"sample_rate must be at least 8000 Hz for the chroma band, got {sample_rate}.")
         self.sample_rate = int(sample_rate)
@@ -196,7 +197,7 @@ FEATURE_ORDER = tuple(FEATURE_NAMES.index(t.name) for t in TASTES)
 class ListenerPopulation:
     """Seeded listeners; calling it on waveforms returns the gold score (expected like rate, in [0, 1])."""
 
-    def __init__(self, n_listeners: int = 256, seed: int = 0, sample_rate: int = 16000):
+    def __init__(self, n_listeners: int = 256, seed: int = 0, sample_rate: int = SAMPLE_RATE):
         if n_listeners < 1:
             raise ValueError(f"n_listeners must be at least 1, got {n_listeners}.")
         self.n_listeners = int(n_listeners)
@@ -259,7 +260,7 @@ class ListenerPopulation:
 _DEFAULT: dict[int, ListenerPopulation] = {}
 
 
-def gold_score(waves: Sequence[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
+def gold_score(waves: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Gold score of each waveform under the default population (seed 0, 256 listeners)."""
     if sample_rate not in _DEFAULT:
         _DEFAULT[sample_rate] = ListenerPopulation(sample_rate=sample_rate)

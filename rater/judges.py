@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envs.export import write_json
+from studio.files import write_json
 
 import numpy as np
 
@@ -80,8 +80,7 @@ def corpus_reference(judges: Judges, data_dir: Path, max_clips: int = 300) -> di
     from rater.data.build import load_or_build  # noqa: PLC0415 - builds the default dataset if missing
 
     clips = load_or_build(data_dir)
-    meta = clips.meta
-    idx = np.flatnonzero(((meta["degradation"] == "none") & (meta["split"] == "test")).to_numpy())[:max_clips]
+    idx = clips.undegraded("test")[:max_clips]
     scores = judges.score(clips.waveforms(idx))
     reference = {"n_clips": int(len(idx))}
     for name, values in scores.items():

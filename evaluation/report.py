@@ -25,17 +25,18 @@ import pretty_midi
 import soundfile as sf
 from tqdm import tqdm
 
-from agents.judges import Judges, file_hash, load_judges
-from agents.metrics import Note, diversity, mean_theory_stats
+from rater.judges import Judges, file_hash, load_judges
+from studio.theory import Note, diversity, mean_theory_stats
 from agents.prior import prior_stats
 from agents.rollout import collect_episodes, model_policy, random_policy
-from envs.export import atomic_path, save_midi, save_wav, write_json, write_text
+from studio.files import atomic_path, save_midi, save_wav, write_json, write_text
 from envs.piano import piano_roll_image
+from studio import SAMPLE_RATE
 
 SB3_ALGOS = ("ppo", "a2c", "dqn")
 JUDGES = ("proxy", "heldout", "gold")
 MEASURES = (*JUDGES, "distinct_per_100", "mean_edit_distance", "in_key", "repeated", "leaps", "pc_entropy")
-ENV_SAMPLE_RATE = 16000  # PianoEnv's default; a run's config.json may override it with "sample_rate"
+ENV_SAMPLE_RATE = SAMPLE_RATE  # PianoEnv's default; a run's config.json may override it with "sample_rate"
 JUDGES_NOTE = ("proxy = the rater the agents were rewarded by; heldout = mean of raters trained on other folds, "
                "never used as reward; gold = expected like rate by the simulated listeners.")
 
@@ -229,8 +230,7 @@ def corpus_group(data_dir: str, seed: int, n: int, sample_rate: int) -> Group:
     if clips.sample_rate != sample_rate:
         raise SystemExit(f"{data_dir} holds {clips.sample_rate} Hz clips but the rater scores {sample_rate} Hz; "
                          "pass a --data-dir built at the rater's sample rate.")
-    meta = clips.meta
-    idx = np.flatnonzero(((meta["degradation"] == "none") & (meta["split"] == "test")).to_numpy())
+    idx = clips.undegraded("test")
     if len(idx) == 0:
         raise SystemExit(f"{data_dir} has no undegraded test-split clips to use as the real-music reference.")
     picked = np.sort(np.random.default_rng(seed).choice(idx, min(n, len(idx)), replace=False))

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from studio import SAMPLE_RATE
 
 BLOCK = 64  # FluidSynth's internal block: events land on these boundaries.
 DRUM_CHANNEL = 9
@@ -186,7 +187,7 @@ class Renderer:
     def __init__(
         self,
         soundfont: str | os.PathLike | None = None,
-        sample_rate: int = 16000,
+        sample_rate: int = SAMPLE_RATE,
         gain: float = 0.2,
         reverb: bool = False,
         chorus: bool = False,
