@@ -27,7 +27,7 @@ from agents.prior import GridConfig, default_prior
 from agents.rollout import collect_episodes, model_policy, random_policy, summarise
 from agents.sb3 import print_summary
 from envs.piano import piano_roll_image
-from rater.distributed import connect, require_ray
+from studio.cluster import connect, require_ray
 from rater.judges import Judges, load_judges
 from rater.scorer import read_checkpoint
 from studio.device import resolve_device

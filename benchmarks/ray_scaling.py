@@ -70,7 +70,7 @@ def rllib_steps_per_second(n_runners: int, iterations: int, rater: Path, address
 
     from agents.ray_reward import make_env, start_reward_actors  # noqa: PLC0415
     from agents.rllib import ENV_NAME, Args, build_config  # noqa: PLC0415
-    from rater.distributed import connect  # noqa: PLC0415
+    from studio.cluster import connect  # noqa: PLC0415
     from rater.scorer import read_checkpoint  # noqa: PLC0415
 
     connect(address)
@@ -105,7 +105,7 @@ def reward_actor_clips_per_second(rater: Path, address: str, n_clips: int = 64, 
     import ray  # noqa: PLC0415
 
     from agents.ray_reward import start_reward_actors  # noqa: PLC0415
-    from rater.distributed import connect  # noqa: PLC0415
+    from studio.cluster import connect  # noqa: PLC0415
     from rater.scorer import Scorer, read_checkpoint  # noqa: PLC0415
 
     connect(address)
@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--n-clips", type=int, default=96, help="clips in the timed dataset build")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from rater.distributed import LocalCluster  # noqa: PLC0415
+    from studio.cluster import LocalCluster  # noqa: PLC0415
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp_dir, LocalCluster(workers=1, cpus=1, object_store_mb=100) as cluster:

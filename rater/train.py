@@ -288,7 +288,7 @@ LAST_RAY_NODES: dict = {}  # tasks per Ray node of the last ``members_on_ray`` i
 
 def members_on_ray(job: MemberJob, members: list[int], address: str) -> list[tuple[dict, list]]:
     """Train ``members`` as parallel Ray tasks (one CPU each) and return them in order."""
-    from rater.distributed import connect, require_ray  # noqa: PLC0415
+    from studio.cluster import connect, require_ray  # noqa: PLC0415
 
     ray = require_ray()
     connect(address)

@@ -41,7 +41,7 @@ def wait_for_nodes(n: int, timeout: float = 60.0) -> list[dict]:
 @pytest.fixture(scope="module")
 def cluster():
     """``ray start --head`` plus one ``ray start --address`` worker node, 1 CPU each, loopback; stopped afterwards."""
-    from rater.distributed import LocalCluster, connect
+    from studio.cluster import LocalCluster, connect
 
     local = LocalCluster(workers=1, cpus=1, object_store_mb=80)
     try:

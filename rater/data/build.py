@@ -185,7 +185,7 @@ def build_default_dataset(
     ``workers``: processes (default: all cores; 0 runs in this process). ``sources``: files per corpus
     collection (default ``corpus.DEFAULT_SOURCES``). ``cache_dir``: parsed-note cache (default
     ``<out_dir>/../.cache``). ``address``: run the parse and render tasks on Ray instead of a process pool
-    (``host:port``, ``auto`` or ``local``; see ``rater/distributed.py``); the output is the same bytes.
+    (``host:port``, ``auto`` or ``local``; see ``studio/cluster.py``); the output is the same bytes.
     """
     if n_clips < 1:
         raise ValueError(f"n_clips must be at least 1, got {n_clips}.")
@@ -208,7 +208,7 @@ def build_default_dataset(
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     initargs = (str(font), sample_rate, seed)
     if address is not None:
-        from rater.distributed import RayExecutor  # noqa: PLC0415 - Ray is an optional extra
+        from studio.cluster import RayExecutor  # noqa: PLC0415 - Ray is an optional extra
 
         pool = RayExecutor(address, _init_worker, initargs)
     elif n_workers == 0:
