@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"steps to go on {args.env_runners} env-runner(s) x {args.envs_per_runner} env(s), "
           f"{config['cluster']['nodes']} node(s), {args.reward_actors} reward actor(s) "
           f"({'GPU' if gpus else 'CPU'}). TensorBoard: tensorboard --logdir {run_dir / 'tb'}", flush=True)
-    started = time.time()
+    started, idle = time.time(), 0
     try:
         while steps < args.timesteps:
             t0 = time.perf_counter()
@@ -241,6 +241,12 @@ def main(argv: list[str] | None = None) -> dict:
             sampled = int(result["env_runners"].get("num_env_steps_sampled", 0))
             steps += sampled
             seconds = time.perf_counter() - t0
+            idle = 0 if sampled else idle + 1
+            if idle >= 3:
+                save_checkpoint(algo, latest, {"steps": steps, "monitor": monitor.state()})
+                raise SystemExit(f"No env-runner delivered a step in 3 iterations: the cluster has no live node with "
+                                 f"{args.cpus_per_runner} free CPU(s) for them. Saved {latest} at step {steps}; add "
+                                 "nodes (or lower --env-runners) and continue with --resume.")
             episodes = [e for batch in algo.env_runner_group.foreach_env_runner(drain_recent, local_env_runner=True)
                         for e in batch]
             ret = result["env_runners"].get("episode_return_mean")
