@@ -93,7 +93,7 @@ class RewardActor:
 
 def start_reward_actors(payload: dict, n: int, device: str, max_batch: int, wait_ms: float, num_cpus: float,
                         num_gpus: float) -> list:
-    """``n`` named, detached-from-nothing reward actors that Ray restarts (and retries calls on) after a crash."""
+    """``n`` named reward actors (``earworm-reward-<i>``) that Ray restarts, retrying their calls, after a crash."""
     import ray  # noqa: PLC0415
 
     if n < 1:
