@@ -68,6 +68,29 @@ def test_default_build_on_ray_is_byte_identical_and_uses_both_nodes(cluster, tmp
         assert local == remote, name
 
 
+def test_manifest_ingest_on_ray_is_byte_identical(cluster, tmp_path):
+    import numpy as np
+    import pandas as pd
+    import soundfile
+
+    from rater.data.ingest import ingest_manifest
+
+    rate, rows = 22050, []
+    for i in range(5):
+        t = np.arange(2 * rate) / rate
+        soundfile.write(tmp_path / f"t{i}.wav", (0.3 * np.sin(2 * np.pi * 220 * (i + 1) * t)).astype(np.float32), rate)
+        rows.append((f"t{i}.wav", 100 + i, 10 + i))
+    (tmp_path / "bad.wav").write_bytes(b"RIFF-not-audio")
+    rows.append(("bad.wav", 10, 1))
+    pd.DataFrame(rows, columns=["path", "plays", "likes"]).to_csv(tmp_path / "m.csv", index=False)
+    ingest_manifest(tmp_path / "m.csv", tmp_path / "local", workers=0, progress=False)
+    ingest_manifest(tmp_path / "m.csv", tmp_path / "ray", address=cluster.address, progress=False)
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert "audio.npy" in names and names == sorted(p.name for p in (tmp_path / "ray").iterdir())
+    for name in names:
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes(), name
+
+
 def test_rater_members_on_ray_give_the_local_checkpoint(cluster, tiny_data_dir, tiny_rater, tmp_path):
     from rater import train as rater_train
 
