@@ -26,8 +26,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) train.py
-	$(PY) evaluate.py
+	$(PY) demo.py
 
 test: $(STAMP)
 	@$(PY) -c $(NO_RAY_HERE)

@@ -1,6 +1,7 @@
 """Train an Earworm agent. ``python train.py`` (no flags) runs the main job: PPO against the default rater.
 
     python train.py --agent rater          # build the default dataset if missing, train the rater ensemble
+    python train.py --agent prior          # the real-music prior PPO starts from (else trained by --agent ppo)
     python train.py --agent ppo            # RL against the frozen rater (also a2c, dqn, random)
     python train.py --agent dream          # gradient ascent on audio against the rater
     python train.py --agent ppo --help     # every flag of that agent, with its default
@@ -21,6 +22,7 @@ AGENTS = {
     "dqn": "agents.sb3",
     "random": "agents.sb3",
     "rater": "rater.train",
+    "prior": "agents.prior",
     "dream": "agents.dream",
 }
 

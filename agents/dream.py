@@ -7,8 +7,13 @@ a discriminator trained on real corpus excerpts vs the current dreams adds a "re
 runs all three from the same seeds and scores them by judges the dreams never saw: held-out raters, the
 simulated listeners' gold score, the discriminator and spectral flatness, beside white noise and real clips.
 
-    python train.py --agent dream                          # compare naive / regularised / adversarial
+Note-space modes (``agents/note_dream.py``): ``notes`` and ``notes-adversarial`` ascend a piano roll through a
+differentiable piano fitted to the soundfont, ``cmaes`` searches note sequences rendered by FluidSynth; all three
+are decoded to notes and judged on FluidSynth's render.
+
+    python train.py --agent dream                          # compare every mode, with white noise, top lines, real clips
     python train.py --agent dream --mode naive --steps 100 --init my.wav
+    python train.py --agent dream --mode notes --note-steps 100
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from torch import nn
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy, train_step
 from rater.judges import Judges, load_judges
 from studio.files import atomic_path, write_json, write_text
+from studio.listen import LISTEN_RATE, listening_copy
+from studio.progress import progress_bar
 from rater.augment import AugmentConfig
 from studio.flags import parse_args
 
@@ -83,7 +90,8 @@ class DreamResult:
 
 @dataclass
 class Args:
-    mode: str = field(default="compare", metadata={"help": "naive, regularised, adversarial, or compare (all three)"})
+    mode: str = field(default="compare", metadata={"help": "naive, regularised, adversarial (raw waveform), notes, "
+                                                   "notes-adversarial, cmaes (note space), or compare (all)"})
     init: str = field(default="noise", metadata={"help": "start from white noise or from this WAV file (PATH)"})
     seconds: float = field(default=4.0, metadata={"help": "length of each dreamed clip"})
     steps: int = field(default=300, metadata={"help": "gradient steps per dream"})
@@ -106,6 +114,15 @@ class Args:
     discriminator: str = field(default="", metadata={"help": "adversarial: start from this critic checkpoint"})
     data_dir: str = field(default="data/default", metadata={"help": "dataset for real clips (built if missing)"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = all cores); 1 measured fastest on 2 busy cores"})
+    note_steps: int = field(default=150, metadata={"help": "note modes: gradient steps per dream; cmaes: rater calls per dream"})
+    note_lr: float = field(default=0.1, metadata={"help": "note modes: Adam learning rate on the roll's logits"})
+    grid_steps: int = field(default=32, metadata={"help": "note modes: PianoEnv grid steps of 0.25 s per dream (32 = 8 s)"})
+    hard_from: float = field(default=0.5, metadata={"help": "note modes: share of steps rendering the soft roll before the "
+                                                     "hard (decoded) one; 0 = straight-through from the start"})
+    init_notes: float = field(default=0.75, metadata={"help": "note modes: share of grid steps starting a note at init"})
+    note_adv_weight: float = field(default=2.0, metadata={"help": "notes-adversarial: weight of the realness logit"})
+    cma_sigma: float = field(default=0.25, metadata={"help": "cmaes: initial step size in the [0, 1] search box"})
+    top_lines: int = field(default=32, metadata={"help": "reference: test-split top lines played through PianoEnv"})
 
 
 def config_from_args(args: Args) -> DreamConfig:
@@ -210,6 +227,7 @@ def dream(
     discriminator: Discriminator | None = None,
     writer=None,
     tag: str = "dream",
+    progress: bool = True,
 ) -> DreamResult:
     """Ascend ``scorer.score_tensor`` (a rater ``Scorer``) from ``init`` (default: seeded white noise).
 
@@ -237,6 +255,7 @@ def dream(
         disc = (discriminator or Discriminator(sample_rate)).to(device).eval().requires_grad_(False)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=config.disc_lr)
     history: list[dict] = []
+    bar = progress_bar(total=config.steps, desc=f"dream {tag}", unit="step", disable=not progress)
     for step in range(config.steps + 1):
         waves = param()
         if config.robust:
@@ -273,6 +292,8 @@ def dream(
             if writer is not None:
                 for key, value in stats.items():
                     writer.add_scalar(f"{tag}/{key}", value, step)
+        bar.update(1)
+    bar.close()
     final = param().detach()
     result = DreamResult(
         waves=final.cpu().numpy().astype(np.float32),
@@ -321,12 +342,18 @@ def save_mel_png(path: Path, waves: np.ndarray, sample_rate: int, title: str) ->
 
 
 def save_outputs(folder: Path, result: DreamResult, sample_rate: int, writer=None, tag: str = "dream") -> dict:
-    """WAVs, a mel PNG, scores.json (and best/median audio in TensorBoard) for one dreaming run."""
+    """WAVs, a mel PNG, scores.json (and best/median audio in TensorBoard) for one dreaming run.
+
+    Two WAVs per dream: ``dream_NN.wav`` is exactly what the rater scored (its sample rate and level; evaluate.py
+    scores these), ``listen_NN.wav`` the listening copy (``studio.listen``: 44.1 kHz, -16 LUFS, true peak <= -1
+    dBFS), which TensorBoard gets too."""
     from studio.files import save_wav  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
+    listening = [listening_copy(wave, sample_rate)[0] for wave in result.waves]
     for i, wave in enumerate(result.waves):
         save_wav(folder / f"dream_{i:02d}.wav", wave, sample_rate)
+        save_wav(folder / f"listen_{i:02d}.wav", listening[i], LISTEN_RATE)
     save_mel_png(folder / "mel.png", result.waves, sample_rate, f"{tag}: proxy {result.scores.mean():.3f}")
     summary = {
         "scores": result.scores.tolist(),
@@ -340,8 +367,8 @@ def save_outputs(folder: Path, result: DreamResult, sample_rate: int, writer=Non
     if writer is not None:
         order = np.argsort(result.scores)
         for name, i in (("best", order[-1]), ("median", order[len(order) // 2])):
-            writer.add_audio(f"{tag}/{name}", torch.from_numpy(result.waves[i])[None], result.config.steps,
-                             sample_rate=sample_rate)
+            writer.add_audio(f"{tag}/{name}", torch.from_numpy(listening[i])[None], result.config.steps,
+                             sample_rate=LISTEN_RATE)
     return summary
 
 
@@ -388,9 +415,12 @@ def format_table(rows: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from agents import note_dream  # noqa: PLC0415 - imports this module
+
     args = parse_args(Args, argv, prog="train.py --agent dream", description=__doc__)
-    if args.mode not in (*MODES, "compare"):
-        raise SystemExit(f"--mode must be one of {', '.join((*MODES, 'compare'))}, got {args.mode!r}.")
+    every = (*MODES, *note_dream.NOTE_MODES, *note_dream.SEARCH_MODES)
+    if args.mode not in (*every, "compare"):
+        raise SystemExit(f"--mode must be one of {', '.join((*every, 'compare'))}, got {args.mode!r}.")
     from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -400,7 +430,8 @@ def main(argv: list[str] | None = None) -> dict:
     base = config_from_args(args)
     sample_rate = proxy.sample_rate
     init = noise_init(base, sample_rate) if args.init == "noise" else wav_init(args.init, base, sample_rate)
-    modes = MODES if args.mode == "compare" else (args.mode,)
+    chosen = every if args.mode == "compare" else (args.mode,)
+    modes = tuple(m for m in chosen if m in MODES)
     out = Path(args.out)
     write_json(out / "config.json", {**asdict(args), "agent": "dream", "rater_checkpoint": str(checkpoint)})
     samples = init.shape[1]
@@ -419,24 +450,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  proxy score {result.scores.mean():.4f} in {result.seconds_taken:.1f} s -> {out / mode}", flush=True)
         results[mode] = result
     summary = {mode: {"proxy": float(r.scores.mean()), "seconds": r.seconds_taken} for mode, r in results.items()}
+    note_modes = tuple(m for m in chosen if m not in MODES)
+    if note_modes:
+        notes = note_dream.run_modes(args, note_modes, judges, out, writer)
+        summary.update({m: {"proxy": float(r.proxy_fluidsynth.mean()), "seconds": r.seconds_taken}
+                        for m, r in notes["results"].items()})
     if args.mode == "compare":
-        summary = compare(results, init, heldout_real, judges, out)
+        summary = note_dream.compare_all(results, init, heldout_real, notes, judges, out, args)
     writer.close()
     return summary
-
-
-def compare(results: dict[str, DreamResult], noise: np.ndarray, real: RealCrops, judges: Judges, out: Path) -> dict:
-    """Score every mode and the references (white noise, real clips) by every judge; print and save the table."""
-    critic = results["adversarial"].discriminator
-    rows = {"white noise": judge(list(noise), judges, critic)}
-    rows.update({mode: judge(list(r.waves), judges, critic) for mode, r in results.items()})
-    rows["real clips (test)"] = judge(list(real.fixed(len(noise)).numpy()), judges, critic)
-    table = format_table(rows)
-    note = ("realness = the adversarial run's critic, P(real); flatness = librosa spectral flatness "
-            f"(1 = white noise); critic held-out balanced accuracy {results['adversarial'].disc_accuracy:.3f}")
-    print(table, note, sep="\n")
-    payload = {"rows": rows, "critic_heldout_accuracy": results["adversarial"].disc_accuracy,
-               "seconds": {mode: r.seconds_taken for mode, r in results.items()}}
-    write_json(out / "comparison.json", payload)
-    write_text(out / "comparison.md", f"# Dreaming: naive vs regularised vs adversarial\n\n{table}\n\n{note}\n")
-    return payload

@@ -1,6 +1,6 @@
 """The frozen reward as a Ray service, and the env that RLlib's env-runners build around an unchanged PianoEnv.
 
-``RewardActor`` holds one frozen rater (member 0 of the checkpoint, on a GPU when its node has one) and
+``RewardActor`` holds the frozen reward (the checkpoint's reward ensemble, on a GPU when its node has one) and
 batches: every clip that arrives from any env-runner while it is busy, or within ``wait_ms`` of the first
 one, is scored in one forward pass. ``RemoteScorer`` is the callable a PianoEnv gets as its ``scorer``: it
 sends the episode's audio to one of the actors (picked by the env-runner's index) and waits for the score.
@@ -30,7 +30,7 @@ RECENT: deque = deque(maxlen=64)  # finished episodes in this env-runner process
 
 
 class RewardActor:
-    """Scores batches of mono waveforms with one frozen rater member. Used as a Ray actor (async methods).
+    """Scores batches of mono waveforms with the frozen reward ensemble. Used as a Ray actor (async methods).
 
     ``payload``: a checkpoint dict as ``rater.scorer.read_checkpoint`` returns it (sent through the object
     store, so nodes need no shared filesystem). ``max_batch``: clips per forward pass; ``wait_ms``: how long
@@ -177,7 +177,7 @@ def prior_bytes(prior: torch.nn.Module | None) -> bytes | None:
     if prior is None:
         return None
     buffer = io.BytesIO()
-    torch.save({"grid": prior.grid, "hidden": prior.hidden, "state_dict": prior.state_dict()}, buffer)
+    torch.save({"grid": prior.grid, "hidden": prior.hidden, "recent": prior.recent, "state_dict": prior.state_dict()}, buffer)
     return buffer.getvalue()
 
 
@@ -191,7 +191,7 @@ def make_env(config: dict) -> gym.Env:
     env: gym.Env = PianoEnv(scorer=scorer, reward_mode=config["reward_mode"], sample_rate=config["sample_rate"])
     if config.get("beta", 0) > 0 and config.get("prior") is not None:
         state = torch.load(io.BytesIO(config["prior"]), map_location="cpu", weights_only=False)
-        prior = NotePrior(state["grid"], state["hidden"])
+        prior = NotePrior(state["grid"], state["hidden"], state["recent"])
         prior.load_state_dict(state["state_dict"])
         env = PriorRewardEnv(env, prior, config["beta"])
     return EpisodeRecorder(env)

@@ -23,6 +23,17 @@ def random_policy(env: PianoEnv, seed: int) -> Policy:
     return lambda obs: env.action_space.sample()
 
 
+def prior_policy(prior) -> Policy:
+    """Sample each action from the real-music prior (seeded through ``torch.manual_seed`` in ``collect_episodes``)."""
+
+    def act(obs):
+        with torch.no_grad():
+            probs = prior(torch.as_tensor(obs)[None]).exp()[0]
+        return int(torch.multinomial(probs, 1))
+
+    return act
+
+
 def model_policy(model, deterministic: bool) -> Policy:
     return lambda obs: model.predict(obs, deterministic=deterministic)[0]
 

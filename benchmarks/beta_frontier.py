@@ -1,6 +1,8 @@
 """The over-optimisation frontier: PPO against the default rater for several prior weights ``beta`` and reward modes.
 
-For each (beta, reward mode), one PPO run (same seed, same budget) and the summary of its best-by-held-out
+Round 1's setting, kept as an ablation (the default is now PPO from the prior with a KL penalty:
+``benchmarks/rl_ablation.py``): PPO from scratch, entropy bonus 0.01, no early stop. For each (beta, reward
+mode), one PPO run (same seed, same budget) and the summary of its best-by-held-out
 checkpoint: proxy, held-out and gold scores (gold = expected like rate by the simulated listeners), diversity
 and notes in key, next to the random policy and the real corpus excerpts. Learning speed: the env step at which
 the monitored proxy score first passed the corpus excerpts' median, and the highest proxy seen in training. Needs the default rater and prior (``python train.py``
@@ -37,7 +39,8 @@ def main() -> None:
     for mode in args.reward_modes.split(","):
         for beta in (float(b) for b in args.betas.split(",")):
             name = f"beta={beta} {mode}"
-            summary = sb3.main(["--algo", "ppo", "--beta", str(beta), "--reward-mode", mode, "--timesteps",
+            summary = sb3.main(["--algo", "ppo", "--init", "scratch", "--kl-coef", "0", "--ent-coef", "0.01", "--no-early-stop",
+                                "--beta", str(beta), "--reward-mode", mode, "--timesteps",
                                 str(args.timesteps), "--seed", str(args.seed), "--runs-dir", str(runs),
                                 "--run-name", name.replace(" ", "-")])
             results[name] = (summary, proxy_curve(runs / name.replace(" ", "-") / "tb"))

@@ -28,16 +28,18 @@ import torch
 
 def rater_checkpoint(path: str, tmp: Path) -> tuple[Path, str]:
     """The given/default rater, or an untrained default one saved to ``tmp`` (speed does not depend on weights)."""
-    from rater.mel import MelConfig  # noqa: PLC0415
-    from rater.model import Rater, RaterConfig  # noqa: PLC0415
+    from rater.logfreq import LogFreqConfig  # noqa: PLC0415
     from rater.scorer import build_checkpoint, checkpoint_path, save_checkpoint  # noqa: PLC0415
+    from rater.tonal import TonalConfig, TonalRater  # noqa: PLC0415
 
     if checkpoint_path(path or None).is_file():
         return checkpoint_path(path or None), str(checkpoint_path(path or None))
     torch.manual_seed(0)
-    config = RaterConfig()
-    states = [Rater(config).state_dict() for _ in range(2)]
-    return save_checkpoint(build_checkpoint(states, config, MelConfig(), 0.0, 1.0), tmp / "rater.pt"), "untrained default rater"
+    config, n_reward = TonalConfig(), 5  # the default arch and reward ensemble (rater.train's --n-reward)
+    states = [TonalRater(config).state_dict() for _ in range(n_reward)]
+    payload = build_checkpoint(states, config, LogFreqConfig(), 0.0, 1.0, arch="tonal", roles=["reward"] * n_reward,
+                               rule="uwo", lam=1.0)  # fmt: skip
+    return save_checkpoint(payload, tmp / "rater.pt"), "untrained default (tonal, 5-member uwo) rater"
 
 
 def sb3_steps_per_second(n_envs: int, steps: int, rater: Path) -> float:

@@ -9,12 +9,15 @@ Action space
     is ``MultiDiscrete([n_pitches + 2] * chord_size + [velocity_levels])`` (the last entry only when
     ``velocity_levels > 1``): slots with a note-on form a chord of up to ``chord_size`` distinct pitches; with
     no note-on, any ``hold`` keeps the sound and otherwise the step rests. Velocities are
-    ``velocity_levels`` evenly spaced values in 40..110 (90 when there is one level).
+    ``velocity_levels`` evenly spaced values in 40..110 (90 when there is one level). The encoding and the
+    default grid live in ``studio.grid``.
 
 Observation space
     ``Box(0, 1, (history * n_pitches + 1,), float32)``: a piano roll of the last ``history`` steps (oldest
     first; 1.0 = note started that step, 0.5 = note held, 0 = silent; steps before the start are 0) flattened
-    row by row, then the position in the episode ``t / n_steps``.
+    row by row, then the position in the episode ``t / n_steps``. By default ``history = n_steps``: the whole
+    episode so far is visible (what the real-music prior in ``agents/prior.py`` and the policy it starts are
+    trained on).
 
 Reward
     From an injected scorer (``scorer(list_of_waveforms) -> np.ndarray``): ``reward_mode="final"`` pays the
@@ -33,7 +36,7 @@ Episode end
 
 Arguments
     ``scorer``, ``reward_mode``, ``n_steps``, ``step_seconds``, ``low_pitch``, ``n_pitches``,
-    ``velocity_levels``, ``chord_size``, ``history``, ``program`` (GM program, 0 = piano), ``sample_rate``
+    ``velocity_levels``, ``chord_size``, ``history`` (default ``n_steps``), ``program`` (GM program, 0 = piano), ``sample_rate``
     (16000), ``soundfont`` (see ``studio.synth.resolve_soundfont``), ``gain`` (0.2), ``tail_seconds`` (0.5),
     ``render_mode`` (None or ``"rgb_array"``: a piano-roll image of the episode so far).
 
@@ -51,10 +54,10 @@ import numpy as np
 import pretty_midi
 from gymnasium import spaces
 
-from studio import SAMPLE_RATE
+from studio import grid
+from studio.grid import HOLD, NOTE, REST  # noqa: F401 - REST re-exported for callers of envs.piano
 from studio.synth import Renderer, block_frames
 
-REST, HOLD = 0, 1
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 
@@ -65,18 +68,18 @@ class PianoEnv(gym.Env):
         self,
         scorer: Scorer | str | None = None,
         reward_mode: str = "final",
-        n_steps: int = 32,
-        step_seconds: float = 0.25,
-        low_pitch: int = 48,
-        n_pitches: int = 36,
+        n_steps: int = grid.N_STEPS,
+        step_seconds: float = grid.STEP_SECONDS,
+        low_pitch: int = grid.LOW_PITCH,
+        n_pitches: int = grid.N_PITCHES,
         velocity_levels: int = 1,
         chord_size: int = 1,
-        history: int = 8,
-        program: int = 0,
-        sample_rate: int = SAMPLE_RATE,
+        history: int | None = None,
+        program: int = grid.PROGRAM,
+        sample_rate: int = grid.SAMPLE_RATE,
         soundfont: str | None = None,
-        gain: float = 0.2,
-        tail_seconds: float = 0.5,
+        gain: float = grid.GAIN,
+        tail_seconds: float = grid.TAIL_SECONDS,
         render_mode: str | None = None,
     ):
         check_reward_mode(reward_mode)
@@ -84,6 +87,7 @@ class PianoEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         if not (0 <= low_pitch and low_pitch + n_pitches <= 128 and n_pitches >= 1):
             raise ValueError(f"Pitches {low_pitch}..{low_pitch + n_pitches - 1} must lie in MIDI 0..127.")
+        history = n_steps if history is None else history
         if n_steps < 1 or history < 1 or chord_size < 1 or velocity_levels < 1:
             raise ValueError("n_steps, history, chord_size and velocity_levels must all be >= 1.")
         self.scorer = _resolve_scorer(scorer)
@@ -98,11 +102,10 @@ class PianoEnv(gym.Env):
         self.step_frames = block_frames(step_seconds, self.sample_rate)
         self.step_seconds = self.step_frames / self.sample_rate
         self.tail_frames = block_frames(tail_seconds, self.sample_rate)
-        self.velocities = (
-            np.array([90]) if velocity_levels == 1 else np.linspace(40, 110, velocity_levels).round().astype(int)
-        )
+        levels = np.linspace(40, 110, velocity_levels).round().astype(int)
+        self.velocities = np.array([grid.VELOCITY]) if velocity_levels == 1 else levels
 
-        n_choices = n_pitches + 2
+        n_choices = n_pitches + NOTE
         if chord_size == 1 and velocity_levels == 1:
             self.action_space = spaces.Discrete(n_choices)
         else:
@@ -197,10 +200,11 @@ class PianoEnv(gym.Env):
             raise ValueError(f"Action {action!r} is not in {self.action_space}.")
         if isinstance(self.action_space, spaces.Discrete):
             a = int(action)
-            return ([self.low_pitch + a - 2] if a >= 2 else []), a == HOLD, int(self.velocities[0])
+            pitch = grid.action_pitch(a, self.low_pitch)
+            return ([] if pitch is None else [pitch]), a == HOLD, int(self.velocities[0])
         slots = np.asarray(action)[: self.chord_size]
-        velocity = int(self.velocities[int(np.asarray(action)[-1])]) if len(self.velocities) > 1 else 90
-        pitches = sorted({self.low_pitch + int(a) - 2 for a in slots if a >= 2})
+        velocity = int(self.velocities[int(np.asarray(action)[-1])]) if len(self.velocities) > 1 else grid.VELOCITY
+        pitches = sorted({grid.action_pitch(a, self.low_pitch) for a in slots if a >= NOTE})
         return pitches, bool((slots == HOLD).any()), velocity
 
     def _release(self) -> None:
@@ -252,7 +256,7 @@ def roll_observation(padded_roll: np.ndarray, t: int, history: int, n_steps: int
     return obs
 
 
-def actions_to_roll(actions: Sequence[int], n_pitches: int = 36, history: int = 0) -> np.ndarray:
+def actions_to_roll(actions: Sequence[int], n_pitches: int = grid.N_PITCHES, history: int = 0) -> np.ndarray:
     """The piano roll PianoEnv builds from ``Discrete`` actions (rest/hold/note-on), with ``history`` blank rows first.
 
     Lets a prior or a monitor see exactly what the agent saw without rendering audio.
@@ -260,8 +264,8 @@ def actions_to_roll(actions: Sequence[int], n_pitches: int = 36, history: int = 
     roll = np.zeros((len(actions) + history, n_pitches), dtype=np.float32)
     sounding = -1
     for t, a in enumerate(actions):
-        if a >= 2:
-            sounding = int(a) - 2
+        if a >= NOTE:
+            sounding = int(a) - NOTE
             roll[history + t, sounding] = 1.0
         elif a == HOLD and sounding >= 0:
             roll[history + t, sounding] = 0.5

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import soundfile as sf
-from tqdm import tqdm
 
 from rater.judges import Judges, file_hash, load_judges
 from studio.theory import Note, diversity, mean_theory_stats
@@ -32,6 +31,8 @@ from agents.rollout import collect_episodes, model_policy, random_policy
 from studio.files import atomic_path, save_midi, save_wav, write_json, write_text
 from envs.piano import piano_roll_image
 from studio import SAMPLE_RATE
+from studio.listen import LISTEN_RATE, PEAK_CEILING_DBFS, TARGET_LUFS, ListeningRenderer, listening_copy
+from studio.progress import progress_bar
 
 SB3_ALGOS = ("ppo", "a2c", "dqn")
 JUDGES = ("proxy", "heldout", "gold")
@@ -39,6 +40,11 @@ MEASURES = (*JUDGES, "distinct_per_100", "mean_edit_distance", "in_key", "repeat
 ENV_SAMPLE_RATE = SAMPLE_RATE  # PianoEnv's default; a run's config.json may override it with "sample_rate"
 JUDGES_NOTE = ("proxy = the rater the agents were rewarded by; heldout = mean of raters trained on other folds, "
                "never used as reward; gold = expected like rate by the simulated listeners.")
+LISTENING_NOTE = (f"What you hear is not what was scored: every WAV here is a listening copy, rendered again at "
+                  f"{LISTEN_RATE} Hz by the same FluidSynth renderer (pieces without notes, such as dreams and corpus "
+                  f"excerpts, are resampled) and given one gain to {TARGET_LUFS:g} LUFS integrated (ITU-R BS.1770), "
+                  f"true peak at most {PEAK_CEILING_DBFS:g} dBFS, which wins over the loudness target. The judges "
+                  "scored the rater's own render, at its sample rate and gain.")
 
 
 @dataclass
@@ -217,9 +223,27 @@ def dream_groups(run: Run, sample_rate: int) -> list[Group]:
             raise SystemExit(f"{path} is {audio.ndim}-D audio at {rate} Hz; the rater scores mono {sample_rate} Hz. "
                              "Dream again with this rater.")
         folder = str(path.parent.relative_to(run.path))
-        by_folder.setdefault(folder, []).append(Piece(audio))
+        by_folder.setdefault(folder, []).append(dream_piece(audio, path.with_suffix(".mid")))
     return [Group(f"{run.name} {'' if folder == '.' else folder}".strip(), "dream", pieces, run.name)
             for folder, pieces in by_folder.items()]
+
+
+def dream_piece(audio: np.ndarray, midi_path: Path, step_seconds: float = 0.25, low_pitch: int = 48,
+                n_pitches: int = 36) -> Piece:
+    """A dreamed WAV, with its notes, MIDI and piano roll (PianoEnv's grid) when a MIDI file sits beside it."""
+    if not midi_path.is_file():
+        return Piece(audio)
+    midi = pretty_midi.PrettyMIDI(str(midi_path))
+    notes = sorted(((n.pitch, n.start, n.end, n.velocity) for inst in midi.instruments for n in inst.notes),
+                   key=lambda n: (n[1], n[0]))
+    steps = max(1, int(round(max((n[2] for n in notes), default=0.0) / step_seconds)))
+    roll = np.zeros((steps, n_pitches), dtype=np.float32)
+    for pitch, start, end, _ in notes:
+        a, b = int(round(start / step_seconds)), max(int(round(end / step_seconds)), int(round(start / step_seconds)) + 1)
+        if 0 <= pitch - low_pitch < n_pitches:
+            roll[a:b, pitch - low_pitch] = np.maximum(roll[a:b, pitch - low_pitch], 0.5)
+            roll[a, pitch - low_pitch] = 1.0
+    return Piece(audio, notes, midi, roll)
 
 
 def corpus_group(data_dir: str, seed: int, n: int, sample_rate: int) -> Group:
@@ -277,15 +301,27 @@ def mel_image(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return librosa.power_to_db(mel + 1e-10, ref=1.0)[::-1]
 
 
-def write_piece_files(out: Path, group: Group, sample_rate: int) -> list[dict]:
-    """WAV, MIDI, piano roll and mel PNGs of each piece; returns their relative paths and scores."""
+def listening_audio(piece: Piece, sample_rate: int, listener: ListeningRenderer) -> tuple[np.ndarray, dict]:
+    """The piece as a person hears it (``studio.listen``): re-rendered from its MIDI when it has one, else its
+    audio resampled; returns the 44.1 kHz audio and its measured loudness (LUFS) and true peak (dBFS)."""
+    audio, level = listener.render_midi(piece.midi) if piece.midi is not None else listening_copy(piece.audio, sample_rate)
+    return audio, {"lufs": round(level.lufs_after, 2), "true_peak_dbfs": round(level.true_peak_after, 2)}
+
+
+def write_piece_files(out: Path, group: Group, sample_rate: int, listener: ListeningRenderer) -> list[dict]:
+    """Listening-copy WAV, MIDI, piano roll and mel PNGs of each piece; returns their paths, scores and levels.
+
+    The scores are the judges' on the rater's own render (``piece.audio`` at ``sample_rate``); the WAV is the
+    listening copy, and the mel PNG shows what the rater heard."""
     folder = Path("pieces") / slug(group.label)
     (out / folder).mkdir(parents=True, exist_ok=True)
     entries = []
     for i, piece in enumerate(group.pieces):
         stem = folder / f"{i:02d}"
         entry = {"id": f"{slug(group.label)}/{i:02d}", "wav": f"{stem}.wav", "mel_png": f"{stem}.mel.png"}
-        save_wav(out / entry["wav"], piece.audio, sample_rate)
+        audio, level = listening_audio(piece, sample_rate, listener)
+        save_wav(out / entry["wav"], audio, LISTEN_RATE)
+        entry.update(level)
         save_png(out / entry["mel_png"], mel_image(piece.audio, sample_rate), cmap="magma", vmin=-80, vmax=0)
         if piece.midi is not None:
             entry["midi"] = f"{stem}.mid"
@@ -316,6 +352,35 @@ def plot_scores(path: Path, groups: Sequence[Group]) -> None:
     plt.close(fig)
 
 
+def overoptimisation_plots(out: Path, runs: Sequence[Run]) -> dict:
+    """For each RL run that recorded an over-optimisation curve (``overoptimisation.json``), a PNG of proxy,
+    held-out and gold against √KL(π ‖ prior) in ``out`` and Gao et al.'s fit of the gold gain."""
+    from agents.overopt import plot_curve  # noqa: PLC0415
+
+    found = {}
+    for run in runs:
+        path = run.path / "overoptimisation.json"
+        if run.kind == "dream" or not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        points = [p for p in data["curve"] if p.get("sqrt_kl") is not None and np.isfinite(p["sqrt_kl"])]
+        if len(points) < 2:
+            continue
+        name = f"overopt-{slug(run.name)}.png"
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(plot_curve(points, data["fit"]))
+        found[run.name] = {"png": name, "fit": data["fit"], "best_step": data.get("best_step")}
+    return found
+
+
+def fit_text(fit: dict) -> str:
+    if not fit or fit.get("a") is None:
+        return "too few points for Gao et al.'s fit"
+    peak = (f"fitted peak at √KL = {fit['d_peak']:.2f} (gold gain {fit['gain_peak']:+.3f}"
+            f"{', beyond the data' if not fit.get('peak_within_data') else ''})") if fit.get("d_peak") else "no turnover"
+    return f"gold gain over the initial policy = d ({fit['a']:.3f} − {fit['b']:.3f} ln d), {peak}, R² {format_cell(fit.get('r2'))}"
+
+
 def format_cell(value) -> str:
     return "–" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.3f}"
 
@@ -325,12 +390,14 @@ def report_markdown(results: dict) -> str:
     lines = ["# Earworm evaluation", "", header, "|---" * (len(MEASURES) + 2) + "|"]
     for label, row in results["rows"].items():
         lines.append(f"| {label} | {row.get('n', '')} | " + " | ".join(format_cell(row.get(m)) for m in MEASURES) + " |")
-    lines += ["", JUDGES_NOTE,
+    lines += ["", JUDGES_NOTE, LISTENING_NOTE,
               "Diversity: distinct pieces per 100 and mean pairwise edit distance of pitch sequences; theory: share "
               "of notes in the best-fitting key, repeated notes, leaps over 7 semitones, pitch-class entropy (bits). "
               "The corpus melodies row gives them for real top lines cut to one episode.",
               f"Rater {results['rater']['hash']} ({results['rater']['path']}), seed {results['seed']}, "
               f"{results['episodes']} episodes per policy mode.", "", "![scores](scores.png)", ""]
+    for run, curve in results.get("overoptimisation", {}).items():
+        lines += [f"Over-optimisation, {run}: {fit_text(curve['fit'])}.", "", f"![over-optimisation]({curve['png']})", ""]
     return "\n".join(lines)
 
 
@@ -339,12 +406,15 @@ def index_html(results: dict) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Earworm evaluation</title>",
              "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px;vertical-align:middle}img{height:96px;max-width:420px}</style></head><body>",
-             "<h1>Earworm evaluation</h1>", f"<p>{esc(JUDGES_NOTE)}</p>",
+             "<h1>Earworm evaluation</h1>", f"<p>{esc(JUDGES_NOTE)}</p>", f"<p>{esc(LISTENING_NOTE)}</p>",
              "<table><tr><th></th><th>n</th>" + "".join(f"<th>{esc(m)}</th>" for m in MEASURES) + "</tr>"]
     for label, row in results["rows"].items():
         cells = "".join(f"<td>{format_cell(row.get(m))}</td>" for m in MEASURES)
         parts.append(f"<tr><th>{esc(label)}</th><td>{row.get('n', '')}</td>{cells}</tr>")
     parts += ["</table>", "<p><img src='scores.png' alt='score distributions' style='height:auto;max-width:100%'></p>"]
+    for run, curve in results.get("overoptimisation", {}).items():
+        parts.append(f"<h2>Over-optimisation: {esc(run)}</h2><p>{esc(fit_text(curve['fit']))}</p>"
+                     f"<p><img src='{esc(curve['png'])}' alt='scores against sqrt KL' style='height:auto'></p>")
     for label, pieces in results["pieces"].items():
         parts.append(f"<h2>{esc(label)}</h2><table><tr><th>piece</th><th>listen</th>"
                      + "".join(f"<th>{j}</th>" for j in JUDGES) + "<th>piano roll</th><th>mel</th><th>MIDI</th></tr>")
@@ -385,7 +455,7 @@ def evaluate(args: Args) -> dict:
     stages.append(lambda: [random_group(args.episodes, args.seed)])
     stages.append(lambda: [corpus_group(args.data_dir, args.seed, args.reference_clips, sample_rate)])
     groups: list[Group] = []
-    for stage in tqdm(stages, desc="render + score", unit="agent"):
+    for stage in progress_bar(stages, desc="render + score", unit="agent"):
         for group in stage():
             group.scores = judges.score([p.audio for p in group.pieces])
             groups.append(group)
@@ -397,6 +467,7 @@ def evaluate(args: Args) -> dict:
         rows["corpus melodies (top line)"] = corpus["corpus_melodies"]
     else:
         print("No real-music prior trained yet (runs/prior/prior.pt): the corpus-melody reference row is left out.")
+    listener = ListeningRenderer()
     with atomic_path(out) as tmp:  # readers never see half an evaluation
         tmp.mkdir()
         results = finite_or_none({
@@ -409,12 +480,15 @@ def evaluate(args: Args) -> dict:
                               "train_seed": r.config.get("seed"), "rater_hash": r.config.get("rater_hash")}
                      for r in runs},
             "judges": JUDGES_NOTE,
+            "listening": LISTENING_NOTE,
             "rows": rows,
-            "pieces": {g.label: write_piece_files(tmp, g, sample_rate) for g in groups},
+            "pieces": {g.label: write_piece_files(tmp, g, sample_rate, listener) for g in groups},
         })
         plot_scores(tmp / "scores.png", groups)
+        results["overoptimisation"] = overoptimisation_plots(tmp, runs)
         write_json(tmp / "results.json", results)
         write_text(tmp / "report.md", report_markdown(results))
         write_text(tmp / "index.html", index_html(results))
+    listener.close()
     results["out"] = str(out)
     return results

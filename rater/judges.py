@@ -31,9 +31,16 @@ class Judges:
     reference: dict = field(default_factory=dict)
 
     def score(self, audios: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """Per-piece scores: ``proxy``, ``heldout`` (mean of the held-out raters) and ``gold``."""
-        heldout = np.mean([h(audios) for h in self.heldout], axis=0) if self.heldout else np.full(len(audios), np.nan)
-        return {"proxy": self.proxy(audios), "heldout": heldout.astype(np.float32), "gold": gold_score(audios, sample_rate=self.proxy.sample_rate)}
+        """Per-piece scores: ``proxy``, ``heldout`` (mean of the held-out raters), ``heldout_select`` (the first
+        held-out rater: it picks the best checkpoint and early-stops), ``heldout_report`` (the mean of the others,
+        which only report; the selecting one when it is alone) and ``gold``."""
+        nan = np.full(len(audios), np.nan, dtype=np.float32)
+        each = [np.asarray(h(audios), dtype=np.float32) for h in self.heldout]
+        heldout = np.mean(each, axis=0) if each else nan
+        report = np.mean(each[1:], axis=0) if len(each) > 1 else heldout
+        return {"proxy": self.proxy(audios), "heldout": heldout.astype(np.float32),
+                "heldout_select": each[0] if each else nan, "heldout_report": report.astype(np.float32),
+                "gold": gold_score(audios, sample_rate=self.proxy.sample_rate)}
 
 
 def file_hash(path: Path) -> str:

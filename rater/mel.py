@@ -50,6 +50,11 @@ class MelConfig:
         """Short stable hash of the configuration (cache file names)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
+    @property
+    def n_features(self) -> int:
+        """Rows of the spectrogram (the cache's width); same as ``n_mels``."""
+        return self.n_mels
+
     def frames(self, n_samples: int | np.ndarray | torch.Tensor):
         """Number of valid frames for ``n_samples`` samples (works elementwise on arrays and tensors)."""
         return 1 + n_samples // self.hop

@@ -1,4 +1,7 @@
-"""The rater: a small CNN from log-mel frames to one popularity score per clip.
+"""The seed rater (``--arch seed``, the baseline row): a small CNN from log-mel frames to one score per clip.
+
+The default is now the tonal rater (``rater/tonal.py``), which can hear key and order; this network stays
+as the seed's design and the baseline of every table.
 
 Shape (the idea's network): Conv1D over time (width 5, 128 channels, the 128 mel bins as input channels)
 -> ReLU -> per-frame Dense layers (128 -> 64 -> ReLU -> ... -> 1) -> mean over the clip's valid frames.

@@ -6,6 +6,8 @@
 - ``studio.device``: ``--device auto`` resolution.
 - ``studio.theory``: symbolic-music statistics (in-key, leaps, repeats, diversity) used by the prior, the
   monitor, the listeners' checks and evaluation.
+- ``studio.listen``: listening copies for people (44.1 kHz re-render, -16 LUFS, true peak <= -1 dBFS); never scored.
+- ``studio.progress``: progress bars, live on a terminal and a line per 10 % or 30 s in a log.
 
 It imports no other folder of the project; ``envs/``, ``rater/``, ``agents/`` and ``evaluation/`` stand on it.
 """

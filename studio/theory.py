@@ -79,3 +79,74 @@ def mean_theory_stats(pieces: Sequence[Sequence[Note]]) -> dict[str, float]:
     rows = [theory_stats(p) for p in pieces if len(p)]
     keys = ("in_key", "repeated", "leaps", "pc_entropy")
     return {k: float(np.mean([r[k] for r in rows])) if rows else float("nan") for k in keys}
+
+
+def interval_histogram(pieces: Sequence[Sequence[Note]], max_interval: int = 12) -> np.ndarray:
+    """Normalised histogram of successive-note intervals, shape ``(2 * max_interval + 1,)``, semitones
+    ``-max_interval..+max_interval`` (wider intervals are counted in the end bins); pooled over all pieces."""
+    counts = np.zeros(2 * max_interval + 1)
+    for notes in pieces:
+        steps = np.diff(np.array(pitch_sequence(notes), dtype=int))
+        np.add.at(counts, np.clip(steps, -max_interval, max_interval) + max_interval, 1.0)
+    if counts.sum() == 0:
+        raise ValueError("No intervals to count: every piece has fewer than two notes.")
+    return counts / counts.sum()
+
+
+def js_divergence_bits(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence between two discrete distributions of the same shape, in bits (0..1)."""
+    p, q = np.asarray(p, float) / np.sum(p), np.asarray(q, float) / np.sum(q)
+    m = 0.5 * (p + q)
+
+    def kl(a, b):
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / b[nz])))
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def interval_js(pieces: Sequence[Sequence[Note]], reference: Sequence[Sequence[Note]] | np.ndarray) -> float:
+    """JS divergence (bits) between the pooled interval histograms of ``pieces`` and ``reference`` (pieces, or a
+    histogram from ``interval_histogram``)."""
+    ref = reference if isinstance(reference, np.ndarray) else interval_histogram(reference)
+    return js_divergence_bits(interval_histogram(pieces), ref)
+
+
+def best_key(notes: Sequence[Note]) -> tuple[int, bool]:
+    """(tonic pitch class, is_minor) of the Krumhansl-Kessler key that best fits the duration-weighted pitch classes."""
+    hist = np.zeros(12)
+    for p, s, e, _ in notes:
+        hist[int(p) % 12] += max(float(e) - float(s), 1e-3)
+    best, key = -np.inf, (0, False)
+    for minor, profile in ((False, _MAJOR), (True, _MINOR)):
+        for tonic in range(12):
+            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1] if hist.std() > 0 else 0.0
+            if r > best:
+                best, key = r, (tonic, minor)
+    return key
+
+
+def shape_stats(notes: Sequence[Note]) -> dict[str, float]:
+    """Pitch range (semitones), contour direction changes per note, and whether the last note is a stable degree.
+
+    A direction change is a sign flip between successive non-zero intervals. Stable degrees are the tonic, third
+    and fifth of the best-fitting key (``best_key``).
+    """
+    pitches = np.array(pitch_sequence(notes), dtype=int)
+    if len(pitches) == 0:
+        return {"pitch_range": float("nan"), "direction_changes": float("nan"), "ends_stable": float("nan")}
+    signs = np.sign(np.diff(pitches))
+    signs = signs[signs != 0]
+    changes = float((np.diff(signs) != 0).sum()) / len(pitches) if len(signs) > 1 else 0.0
+    tonic, minor = best_key(notes)
+    degree = (pitches[-1] - tonic) % 12
+    stable = (0, 3, 7) if minor else (0, 4, 7)
+    return {"pitch_range": float(pitches.max() - pitches.min()), "direction_changes": changes,
+            "ends_stable": float(degree in stable)}
+
+
+def mean_shape_stats(pieces: Sequence[Sequence[Note]]) -> dict[str, float]:
+    """``shape_stats`` averaged over pieces (pieces with no notes are skipped)."""
+    rows = [shape_stats(p) for p in pieces if len(p)]
+    keys = ("pitch_range", "direction_changes", "ends_stable")
+    return {k: float(np.mean([r[k] for r in rows])) if rows else float("nan") for k in keys}

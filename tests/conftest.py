@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny real dataset (FluidSynth renders scored by the simulated listeners) and a rater trained
 on it with the real training code. Session-scoped: the rater trains once for every test that needs one."""
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +63,13 @@ def tiny_data_dir(tiny_corpus, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_rater(tiny_data_dir) -> Path:
-    """A real 2-member rater ensemble (reward + one held-out) trained for a few epochs on the tiny corpus."""
+    """A real rater ensemble (two reward members + one held-out) trained for a few epochs on the tiny corpus."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small batches run fastest on one thread; extra threads spin on a busy 2-core box
     out = tiny_data_dir.parent / "rater"
-    rater_train.main(["--data", str(tiny_data_dir), "--out", str(out), "--epochs", "4", "--n-raters", "2",
-                      "--crop-seconds", str(CROP_SECONDS), "--no-progress", "--channels", "32", "--device", "cpu",
-                      "--threads", "1"])
+    rater_train.main(["--data", str(tiny_data_dir), "--out", str(out), "--epochs", "4", "--n-reward", "2",
+                      "--n-heldout", "1", "--crop-seconds", str(CROP_SECONDS), "--no-progress", "--front-channels", "8",
+                      "--temporal-channels", "16", "--no-baselines", "--device", "cpu", "--threads", "1"])
     torch.set_num_threads(threads)
     return out / "checkpoints" / "rater.pt"
 
@@ -75,13 +77,32 @@ def tiny_rater(tiny_data_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_prior(tmp_path_factory) -> Path:
     """A real-music prior cloned from scale melodies (so no test parses the whole music21 corpus)."""
-    from agents.prior import GridConfig, melody_stats, melody_to_actions, save_prior, train_prior
+    from agents.prior import (GridConfig, episode_windows, fitted_windows, melody_stats, melody_tokens, save_prior,
+                              train_prior)
 
     grid = GridConfig()
     scale = [(60 + s, i * 0.5, i * 0.5 + 0.5) for i, s in enumerate([0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2] * 4)]
-    melodies = [melody_to_actions(scale, grid)] * 6
-    model, stats = train_prior(melodies, grid, epochs=3)
-    stats["corpus_melodies"] = melody_stats(melodies, grid)
+    tokens = [melody_tokens(scale, grid.steps_per_beat)] * 6
+    model, stats = train_prior(tokens, tokens[:1], grid, epochs=2, hidden=32, recent=4)
+    stats["corpus_melodies"] = melody_stats(fitted_windows(episode_windows(tokens, grid), grid), grid)
     path = tmp_path_factory.mktemp("prior") / "prior.pt"
     save_prior(model, path, stats)
     return path
+
+
+def chromium_path() -> str:
+    """Chromium for the evaluate page test. When it is missing a user's run skips, saying why; in CI (``CI=true``,
+    which ``.ci/run`` sets and installs Chromium for) the test fails instead, so CI can never skip it silently."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    reason = "chromium is not installed (apt-get install chromium chromium-driver; .ci/run does this)"
+    ci = os.environ.get("CI", "")
+    if ci.strip().lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI={ci} but {reason}: the evaluate page test must run in CI.", pytrace=False)
+    pytest.skip(f"{reason}; with CI=true this is a failure")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    return chromium_path()

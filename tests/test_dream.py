@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents.discriminator import Discriminator, RealCrops
 from agents.dream import DreamConfig, dream, main, mode_config, noise_init, save_outputs
+from studio.listen import loudness_lufs, true_peak_dbfs
 from rater.data.clips import Clips
 from rater.scorer import Scorer
 
@@ -91,6 +92,8 @@ def test_outputs_are_valid_unclipped_non_silent_wavs(proxy, tmp_path):
         assert sr == SR and audio.shape == (int(SECONDS * SR),)
         assert np.sqrt(np.mean(audio**2)) > 1e-3
         assert np.abs(audio).max() < 0.99
+        listen, rate = sf.read(tmp_path / "naive" / f"listen_{i:02d}.wav", dtype="float32")
+        assert rate == 44100 and abs(loudness_lufs(listen, rate) + 16) <= 1 and true_peak_dbfs(listen) <= -1 + 0.01
     assert (tmp_path / "naive" / "mel.png").stat().st_size > 1000
     assert json.loads((tmp_path / "naive" / "scores.json").read_text())["scores"] == pytest.approx(summary["scores"])
 
@@ -103,7 +106,7 @@ def test_cli_writes_run_and_tensorboard_audio(rater_checkpoint, tmp_path):
     events = EventAccumulator(str(out / "tb"), size_guidance={"audio": 0, "scalars": 0})
     events.Reload()
     assert len(events.Scalars("naive/score")) >= 2
-    assert len(events.Audio("naive/best")) == 1
+    assert len(events.Audio("naive/best")) == 1 and events.Audio("naive/best")[0].sample_rate == 44100
 
 
 def test_cli_fails_clearly_without_a_rater(tmp_path):

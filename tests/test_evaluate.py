@@ -11,20 +11,24 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyloudnorm
 import pytest
+import soundfile as sf
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import evaluate as evaluate_cli
+from agents.overopt import curve_fit
 from evaluation.report import Args, evaluate
-from rater.judges import file_hash
+from rater.judges import file_hash, load_judges
 from agents.prior import GridConfig, actions_to_notes
+from agents.rollout import collect_episodes, random_policy
 from studio.files import save_wav
+from studio.listen import true_peak_dbfs
 from envs.piano import PianoEnv
 from rater.scorer import Scorer
 
 SR = 16000
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,10 @@ def workspace(tiny_data_dir, tiny_rater, tiny_prior, tmp_path_factory):
     venv.close()
     config = {"algo": "ppo", "seed": 0, "rater_path": str(rater), "rater_hash": file_hash(rater)}
     (runs / "ppo-seed0" / "config.json").write_text(json.dumps(config))
+    # The curve a KLPPO run's monitor writes (shape as in OverOptimisationMonitor.overoptimisation; test_rl makes a real one).
+    curve = [{"step": 512 * i, "sqrt_kl": 0.5 * i, "proxy": 1.0 + 0.1 * i, "heldout": 1.0, "gold": 0.5 + 0.02 * i * (3 - i)}
+             for i in range(5)]
+    (runs / "ppo-seed0" / "overoptimisation.json").write_text(json.dumps({"curve": curve, "fit": curve_fit(curve[1:]), "best_step": 1024}))
 
     (runs / "dream").mkdir()
     (runs / "dream" / "config.json").write_text(json.dumps({"agent": "dream", "mode": "naive"}))
@@ -85,6 +93,9 @@ def test_report_folder_holds_every_group_and_file(evaluated):
     assert evaluated["runs"]["ppo-seed0"]["checkpoint_sha256"] == file_hash(Path(evaluated["runs"]["ppo-seed0"]["checkpoint"]))
     report = (out / "report.md").read_text()
     assert all(label in report for label in rows) and "simulated listeners" in report
+    curve = evaluated["overoptimisation"]["ppo-seed0"]
+    assert (out / curve["png"]).read_bytes()[:4] == b"\x89PNG" and curve["png"] in report
+    assert "fitted peak" in report or "no turnover" in report
 
 
 def test_same_seed_gives_byte_identical_results_through_the_cli(workspace, evaluated):
@@ -92,6 +103,27 @@ def test_same_seed_gives_byte_identical_results_through_the_cli(workspace, evalu
                                "--runs-dir", str(workspace / "runs"), "--data-dir", str(workspace / "data"),
                                "--reference-clips", "2"])
     assert (Path(again["out"]) / "results.json").read_bytes() == (Path(evaluated["out"]) / "results.json").read_bytes()
+
+
+def test_wavs_are_levelled_listening_copies_and_scores_are_the_raters(workspace, evaluated):
+    """Every WAV is a 44.1 kHz listening copy at -16 LUFS (+-1 LU), true peak <= -1 dBFS; the scores are the
+    judges' on the rater's own 16 kHz render, exactly as if no listening copy had been made."""
+    out = Path(evaluated["out"])
+    levels = []
+    for pieces in evaluated["pieces"].values():
+        for piece in pieces:
+            audio, rate = sf.read(out / piece["wav"], dtype="float64")
+            assert rate == 44100 and audio.ndim == 1
+            lufs = pyloudnorm.Meter(rate).integrated_loudness(audio)
+            assert abs(lufs + 16) <= 1 and true_peak_dbfs(audio) <= -1 + 0.01, piece["id"]
+            assert piece["lufs"] == pytest.approx(lufs, abs=0.1)
+            levels.append(lufs)
+    assert "listening copy" in evaluated["listening"] and "rater's own render" in (out / "report.md").read_text()
+    judges = load_judges(evaluated["rater"]["path"], device="cpu", reference_data=None)
+    played = collect_episodes(lambda env: random_policy(env, 0), 2, 0)
+    direct = judges.score([e["audio"] for e in played])
+    for judge in ("proxy", "heldout", "gold"):
+        assert [p[judge] for p in evaluated["pieces"]["random baseline"]] == pytest.approx(direct[judge], abs=1e-6)
 
 
 def test_html_references_files_that_exist(evaluated):
@@ -132,8 +164,7 @@ def test_actions_to_notes_follows_rest_hold_note_on():
     assert notes == [(48, 0.0, 1.5, 90), (60, 2.0, 2.5, 90), (51, 2.5, 3.0, 90)]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium not installed (apt-get install -y chromium)")
-def test_page_loads_players_and_images_in_a_headless_browser(evaluated):
+def test_page_loads_players_and_images_in_a_headless_browser(chromium, evaluated):
     """Chromium opens a copy of index.html that reports how many images and audio files decoded.
 
     Media loads outside Chromium's virtual time, so a run that ends before every player answered is retried.
@@ -151,7 +182,7 @@ def test_page_loads_players_and_images_in_a_headless_browser(evaluated):
     });</script></body>"""
     check = out / "check.html"
     check.write_text((out / "index.html").read_text().replace("</body>", probe))
-    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
                "--virtual-time-budget=10000", "--dump-dom", check.as_uri()]
     for _ in range(3):
         dom = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout

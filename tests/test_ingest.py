@@ -106,7 +106,7 @@ def test_fma_layout(tmp_path):
         name = f"{track_id:06d}"
         folder = tmp_path / "fma_small" / name[:3]
         folder.mkdir(parents=True, exist_ok=True)
-        soundfile.write(folder / f"{name}.mp3", tone(2.0, 330), SR, format="MP3")
+        soundfile.write(folder / f"{name}.mp3", tone(2.0, 200 + track_id % 500), SR, format="MP3")  # distinct recordings
     (tmp_path / "fma_small" / "000" / "000010.mp3").write_bytes(b"ID3" + b"\x00" * 200)
     clips, report = ingest_fma(tmp_path, tmp_path / "out", workers=0, progress=False)
     assert report["kept"] == 2
@@ -128,3 +128,36 @@ def test_cli_ingests_a_manifest(manifest, tmp_path):
     out = tmp_path / "cli_out"
     assert cli.main(["build", "--manifest", str(manifest), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
     assert len(Clips.load(out)) == 4
+
+
+def test_audio_that_a_conversion_would_disguise_is_skipped_by_reason(tmp_path):
+    """Files whose problem a later conversion hides: NaN/inf samples, NaN written to integer PCM (reads back as
+    full-scale DC), a constant offset, float audio beyond full scale, and one recording listed under two ids."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    good = np.stack([tone(3, 220), tone(3, 330)], axis=1)
+    soundfile.write(audio / "good.wav", good, SR)
+    soundfile.write(audio / "other.wav", tone(3, 440), SR)
+    (audio / "copy.wav").write_bytes((audio / "good.wav").read_bytes())
+    soundfile.write(audio / "nan.wav", np.full(3 * SR, np.nan, np.float32), SR, subtype="FLOAT")
+    spiky = tone(3)
+    spiky[::500] = np.inf
+    soundfile.write(audio / "inf.wav", spiky, SR, subtype="FLOAT")
+    half_nan = good.copy()
+    half_nan[:, 1] = np.nan
+    soundfile.write(audio / "half_nan.wav", half_nan, SR, subtype="FLOAT")
+    soundfile.write(audio / "nan_pcm16.wav", np.full(3 * SR, np.nan, np.float32), SR, subtype="PCM_16")
+    soundfile.write(audio / "dc.wav", np.full(3 * SR, 0.5, np.float32), SR, subtype="FLOAT")
+    soundfile.write(audio / "hot.wav", 10 * tone(3), SR, subtype="FLOAT")
+    rows = [("good.wav", "a"), ("other.wav", "b"), ("copy.wav", "copy"), ("good.wav", "again"), ("nan.wav", "nan"),
+            ("inf.wav", "inf"), ("half_nan.wav", "half"), ("nan_pcm16.wav", "pcm"), ("dc.wav", "dc"), ("hot.wav", "hot")]
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame([(f"audio/{p}", 100, 10, i) for p, i in rows], columns=["path", "plays", "likes", "id"]).to_csv(
+        manifest, index=False)
+    clips, report = ingest_manifest(manifest, tmp_path / "out", workers=0, progress=False)
+    assert report["skipped"] == {"non_finite": 3, "constant": 2, "out_of_range": 1, "duplicate_audio": 2}
+    assert clips.meta["id"].tolist() == ["a", "b"]
+    for wave in clips.waveforms():
+        assert abs(float(wave.mean())) < 1e-3 and 0.2 < np.abs(wave).max() < 0.5
+    assert "id a" in report["skipped_examples"]["duplicate_audio"][0]
+    assert Clips.load(tmp_path / "out").audio.min() > -32767 * 0.5  # no full-scale DC clip was written

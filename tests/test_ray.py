@@ -93,11 +93,13 @@ def test_manifest_ingest_on_ray_is_byte_identical(cluster, tmp_path):
 
 def test_rater_members_on_ray_give_the_local_checkpoint(cluster, tiny_data_dir, tiny_rater, tmp_path):
     from rater import train as rater_train
+    from tests.conftest import CROP_SECONDS
 
     out = tmp_path / "rater-ray"  # the same flags as the conftest's local tiny_rater, members as Ray tasks
-    rater_train.main(["--data", str(tiny_data_dir), "--out", str(out), "--epochs", "4", "--n-raters", "2",
-                      "--crop-seconds", "1.5", "--no-progress", "--channels", "32", "--device", "cpu",
-                      "--threads", "1", "--address", cluster.address])
+    rater_train.main(["--data", str(tiny_data_dir), "--out", str(out), "--epochs", "4", "--n-reward", "2",
+                      "--n-heldout", "1", "--crop-seconds", str(CROP_SECONDS), "--no-progress", "--front-channels", "8",
+                      "--temporal-channels", "16", "--no-baselines", "--device", "cpu", "--threads", "1",
+                      "--address", cluster.address])
     assert len(rater_train.LAST_RAY_NODES) == 2, rater_train.LAST_RAY_NODES
     local = torch.load(tiny_rater, weights_only=True)
     remote = torch.load(out / "checkpoints" / "rater.pt", weights_only=True)

@@ -1,16 +1,20 @@
 """`train.py --agent ppo` end to end on a tiny real rater: the run folder, TensorBoard contents read back with
 TensorBoard's own reader, atomic checkpoints, resume after a kill, and the refusals."""
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from stable_baselines3 import PPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents import sb3
+from studio.listen import loudness_lufs, true_peak_dbfs
+
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory, tiny_prior) -> Path:
@@ -39,7 +43,8 @@ def test_run_folder_summary_and_checkpoints(trained):
     assert config["algo"] == "ppo" and config["rater_hash"] and config["sample_rate"] == 16000
     assert (run / "checkpoints" / "latest.zip").is_file() and (run / "checkpoints" / "best.zip").is_file()
     assert PPO.load(run / "checkpoints" / "latest.zip").num_timesteps >= 384
-    assert set(summary["rows"]) == {"random", "ppo (best)", "ppo (latest)"}
+    assert set(summary["rows"]) == {"random", "prior alone", "ppo (best)", "ppo (latest)"}
+    assert config["init"] == "prior" and config["kl_coef"] > 0  # the default: PPO starts as the prior, KL-penalised
     for row in summary["rows"].values():
         for key in ("proxy", "heldout", "gold", "distinct_per_100", "in_key"):
             assert np.isfinite(row[key]), key
@@ -56,8 +61,23 @@ def test_tensorboard_has_judges_curves_audio_and_piano_rolls(trained):
     assert len(acc.Scalars("judges/gold")) >= 2
     assert {"episodes/best", "episodes/median"} <= set(tags["audio"])
     clip = acc.Audio("episodes/best")[0]
-    assert clip.sample_rate == 16000 and len(clip.encoded_audio_string) > 1000
+    audio, rate = soundfile.read(io.BytesIO(clip.encoded_audio_string))
+    assert clip.sample_rate == rate == 44100  # a listening copy (studio.listen), not the rater's 16 kHz render
+    assert abs(loudness_lufs(audio, rate) + 16) <= 1 and true_peak_dbfs(audio) <= -1 + 0.01
     assert any(t.startswith("episodes/best_roll") for t in tags["images"])
+    assert "judges/sqrt_kl_to_prior" in tags["scalars"] and "judges/heldout_select" in tags["scalars"]
+    assert any(t.startswith("judges/overoptimisation") for t in tags["images"])
+
+
+def test_overoptimisation_curve_starts_at_the_prior(trained):
+    run, summary = trained
+    data = json.loads((run / "overoptimisation.json").read_text())
+    curve = data["curve"]
+    assert len(curve) >= 2 and {"sqrt_kl", "proxy", "heldout", "gold", "step"} <= set(curve[0])
+    assert curve[0]["sqrt_kl"] < 1e-3  # the first rollout is played by the initial policy, a copy of the prior
+    assert max(p["sqrt_kl"] for p in curve) > curve[0]["sqrt_kl"]
+    assert (run / "overoptimisation.png").read_bytes()[:4] == b"\x89PNG"
+    assert "overoptimisation_fit" in summary
 
 
 def test_same_seed_same_summary(trained, runs_dir, tiny_rater, tiny_data_dir):

@@ -5,9 +5,12 @@ import pytest
 import torch
 
 from rater.augment import AugmentConfig
+from rater.ensemble import combine
+from rater.logfreq import LogFreqConfig
 from rater.mel import MelConfig
 from rater.model import Rater, RaterConfig
 from rater.scorer import Scorer, build_checkpoint, read_checkpoint, save_checkpoint
+from rater.tonal import TonalConfig, TonalRater
 from studio.device import resolve_device
 
 SR = 16000
@@ -107,11 +110,11 @@ def test_refuses_bad_audio(checkpoint):
 
 def test_refuses_mismatched_checkpoints(checkpoint, tmp_path):
     payload = read_checkpoint(checkpoint)
-    wrong_mels = {**payload, "mel_config": {**payload["mel_config"], "n_mels": 64}}
-    with pytest.raises(ValueError, match="mel config"):
+    wrong_mels = {**payload, "frontend_config": {**payload["frontend_config"], "n_mels": 64}}
+    with pytest.raises(ValueError, match="front end"):
         Scorer.load(save_checkpoint(wrong_mels, tmp_path / "a.pt"))
-    unknown = {**payload, "mel_config": {**payload["mel_config"], "htk": True}}
-    with pytest.raises(ValueError, match="mel settings"):
+    unknown = {**payload, "frontend_config": {**payload["frontend_config"], "htk": True}}
+    with pytest.raises(ValueError, match="front-end settings"):
         Scorer.load(save_checkpoint(unknown, tmp_path / "b.pt"))
     old = {**payload, "format_version": 0}
     with pytest.raises(ValueError, match="format"):
@@ -123,3 +126,61 @@ def test_refuses_mismatched_checkpoints(checkpoint, tmp_path):
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+TONAL = TonalConfig(front_channels=8, temporal_channels=16, hidden=16)
+
+
+@pytest.fixture
+def ensemble(tmp_path):
+    """A tonal checkpoint: three reward members combined by uwo (lambda 0.5), a select and a report member."""
+    states = []
+    for seed in range(5):
+        torch.manual_seed(seed)
+        states.append(TonalRater(TONAL).state_dict())
+    payload = build_checkpoint(states, TONAL, LogFreqConfig(), 2.0, 0.5, arch="tonal",
+                               roles=["reward"] * 3 + ["select", "report"], rule="uwo", lam=0.5)
+    return save_checkpoint(payload, tmp_path / "ensemble.pt")
+
+
+def test_ensemble_reward_is_mean_minus_lambda_variance(ensemble):
+    reward = Scorer.load(ensemble, device="cpu")
+    waves = clips()
+    members = reward.members(waves)
+    assert members.shape == (3, 4) and reward.role == "reward" and reward.member is None
+    z = torch.from_numpy((members - 2.0) / 0.5)
+    expected = combine(z, "uwo", 0.5).numpy() * 0.5 + 2.0
+    assert np.allclose(reward(waves), expected, atol=1e-4)
+    assert not np.allclose(reward(waves), members.mean(0), atol=1e-4)
+    assert np.allclose(reward.disagreement(waves), members.std(0), atol=1e-4)
+    singles = [Scorer.load(ensemble, device="cpu", member=i)(waves) for i in range(3)]
+    assert np.allclose(np.stack(singles), members, atol=1e-5)
+    assert np.all(Scorer.load(ensemble, device="cpu", member=0).disagreement(waves) == 0)
+
+
+def test_heldout_members_have_purposes(ensemble):
+    heldout = Scorer.load_heldout(ensemble, device="cpu")
+    assert [(h.member, h.purpose, h.role) for h in heldout] == [(3, "select", "heldout"), (4, "report", "heldout")]
+    waves = clips()
+    assert np.array_equal(Scorer.load(ensemble, device="cpu", member="report")(waves), heldout[1](waves))
+    with pytest.raises(ValueError, match="no 'select' member"):
+        Scorer.load(save_checkpoint(build_checkpoint(members(1), CONFIG, MelConfig(), 0.0, 1.0), ensemble.parent / "one.pt"), member="select")
+
+
+def test_tonal_ensemble_gradients_and_exact_transposition_augment(ensemble):
+    scorer = Scorer.load(ensemble, device="cpu")
+    waves = torch.from_numpy(np.stack([w[: 2 * SR] for w in clips()[1:]])).requires_grad_(True)
+    score = scorer.score_tensor(waves)
+    assert np.allclose(score.detach().numpy(), scorer(list(waves.detach().numpy())), atol=1e-4)
+    score.sum().backward()
+    assert waves.grad.abs().sum() > 0
+    augmented = scorer.score_tensor(waves, augment=AugmentConfig(), generator=torch.Generator().manual_seed(1))
+    assert augmented.shape == (3,) and not torch.allclose(augmented, score)
+
+
+def test_format_1_checkpoints_still_load(checkpoint, tmp_path):
+    payload = read_checkpoint(checkpoint)
+    old = {k: v for k, v in payload.items() if k not in ("arch", "roles", "rule", "lambda", "frontend_config")}
+    old.update(format_version=1, mel_config=payload["frontend_config"], reward_index=1)
+    scorer = Scorer.load(save_checkpoint(old, tmp_path / "v1.pt"), device="cpu")
+    assert np.array_equal(scorer(clips()), Scorer.load(checkpoint, device="cpu", member=1)(clips()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+MELODY_FRACTION = 0.3  # rater.data.melodies.MELODY_FRACTION (not imported here: --help stays fast)
 DEFAULT_OUT = {"default": "data/default", "manifest": "data/manifest", "fma": "data/fma"}
 
 
@@ -21,6 +22,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     build.add_argument("--out", help="output folder (default: data/default, data/manifest or data/fma)")
     build.add_argument("--seed", type=int, default=0, help="seed for excerpts, degradations, listeners, splits")
     build.add_argument("--n-clips", type=int, default=2400, help="clips in the default dataset (default 2400)")
+    build.add_argument("--melody-fraction", type=float, default=MELODY_FRACTION,
+                       help=f"share of the default dataset's clips that are melodies on PianoEnv's grid, the rest "
+                       f"polyphonic excerpts (default {MELODY_FRACTION})")
     build.add_argument("--workers", type=int, default=None, help="processes (default: all cores; 0 = in-process)")
     source = build.add_mutually_exclusive_group()
     source.add_argument("--manifest", help="CSV/Parquet with path, plays, likes [, id, split] (paths relative to it)")
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out or DEFAULT_OUT["default"],
         seed=args.seed,
         n_clips=args.n_clips,
+        melody_fraction=args.melody_fraction,
         workers=args.workers,
         progress=progress,
         cache_dir=args.cache_dir,

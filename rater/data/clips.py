@@ -89,11 +89,20 @@ class Clips:
         """Several clips as float32 (all of them when ``indices`` is None)."""
         return [self.waveform(int(i)) for i in (range(len(self)) if indices is None else indices)]
 
-    def undegraded(self, split: str) -> np.ndarray:
-        """Row indices of the clean (undegraded) clips of one split: the real-music reference, shape (n,)."""
+    def undegraded(self, split: str, kind: str | None = "excerpt") -> np.ndarray:
+        """Row indices of the clean (undegraded) clips of one split: the real-music reference, shape (n,).
+
+        ``kind``: ``"excerpt"`` (polyphonic corpus excerpts, the default), ``"melody"`` (melodies played as
+        PianoEnv plays them) or None for both. Datasets without a ``kind`` column (ingested audio) ignore it.
+        """
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r}; use one of {list(SPLITS)}.")
-        return np.flatnonzero(((self.meta["degradation"] == "none") & (self.meta["split"] == split)).to_numpy())
+        rows = (self.meta["degradation"] == "none") & (self.meta["split"] == split)
+        if kind is not None and "kind" in self.meta.columns:
+            if kind not in set(self.meta["kind"]):
+                raise ValueError(f"No clips of kind {kind!r} here; this dataset has {sorted(set(self.meta['kind']))}.")
+            rows &= self.meta["kind"] == kind
+        return np.flatnonzero(rows.to_numpy())
 
     def split(self, name: str) -> Clips:
         """The clips of one split, repacked contiguously (metadata rows renumbered from 0)."""

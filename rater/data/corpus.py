@@ -51,6 +51,10 @@ COLLECTIONS = {
 # Files per collection for the default dataset, sized so a cold parse fits the build budget on 2 cores;
 # Essen is left out because one opus file takes ~40 s to parse (ask for it with sources={"essenFolksong": 1}).
 DEFAULT_SOURCES = {"bach": 150, "palestrina": 60, "ryansMammoth": 120, "oneills1850": 1, "monteverdi": 20}
+# music21 collections reserved for evaluation: no dataset, prior, expectancy model, calibration or tuning reads them.
+RESERVED = (
+    "airdsAirs", "miscFolk", "mozart", "haydn", "beethoven", "josquin", "trecento", "schumann_clara", "joplin",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,19 @@ def corpus_root() -> Path:
     return Path(common.getCorpusFilePath())
 
 
+def check_not_reserved(name: str) -> None:
+    """Raise ValueError when ``name`` is a collection reserved for evaluation."""
+    if name in RESERVED:
+        raise ValueError(f"The music21 collection {name!r} is reserved for evaluation (corpus.RESERVED) and goes "
+                         "into no dataset, prior or model; pick another collection.")
+
+
 def select_sources(sources: dict[str, int]) -> list[Path]:
     """Pick ``count`` files per collection, evenly spaced over its sorted listing (same files for every seed)."""
     root = corpus_root()
     chosen = []
     for name, count in sources.items():
+        check_not_reserved(name)
         if name not in COLLECTIONS:
             raise ValueError(f"Unknown corpus collection {name!r}; choose from {sorted(COLLECTIONS)}.")
         files = sorted(p for p in (root / name).rglob("*") if p.suffix in COLLECTIONS[name].suffixes)
@@ -108,7 +120,8 @@ def collection_of(path: Path) -> str:
     return parts[len(parts) - 1 - parts[::-1].index("corpus") + 1]
 
 
-def _score_notes(score) -> np.ndarray:
+def score_notes(score) -> np.ndarray:
+    """All notes of a music21 score as (N, 4) float64 ``pitch, start_q, end_q, velocity``, sorted by onset."""
     rows = []
     for part in score.parts if score.parts else [score]:
         for element in part.flatten().stripTies().notes:
@@ -133,7 +146,7 @@ def parse_file(path: Path) -> list[Piece]:
     base = f"{collection}/{path.relative_to(corpus_root() / collection).as_posix()}"
     pieces = []
     for number, score in enumerate(scores):
-        notes = _score_notes(score)
+        notes = score_notes(score)
         if len(notes):
             pieces.append(Piece(base if len(scores) == 1 else f"{base}#{number}", collection, notes))
     return pieces

@@ -18,10 +18,10 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from rater.data.build import POOL_CONTEXT
 from studio.files import write_json
+from studio.progress import progress_bar
 from rater.data.clips import Clips
 from rater.data.popularity import validate_counts
 from studio import SAMPLE_RATE
@@ -106,8 +106,25 @@ def read_fma(fma_root: str | os.PathLike) -> pd.DataFrame:
     )
 
 
+def file_digest(path: str) -> str:
+    """sha256 of the file's bytes: exact copies under other ids or names are the same recording."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def decode(path: str, sample_rate: int, max_seconds: float, min_seconds: float) -> tuple[np.ndarray | None, str]:
-    """Load mono audio at ``sample_rate``, cropped to ``max_seconds``; or (None, "reason[: detail]") when unusable."""
+    """Load mono audio at ``sample_rate``, cropped to ``max_seconds``; or (None, "reason[: detail]") when unusable.
+
+    Every check runs on the samples as decoded, at the file's own rate, before the conversions that could hide
+    a problem: NaN or inf samples (``non_finite``) before averaging channels or resampling (either spreads
+    them or raises); silence on the signal without its DC offset, since a constant signal is silent however
+    far from zero it sits (``constant``: NaN written to integer PCM reads back as full-scale DC); float samples
+    beyond full scale (``out_of_range``) before clipping to [-1, 1] would distort them silently. Only then are
+    channels averaged and the audio resampled; the final clip only trims resampler overshoot.
+    """
     if not Path(path).is_file():
         return None, "missing"
     if Path(path).stat().st_size == 0:
@@ -115,26 +132,36 @@ def decode(path: str, sample_rate: int, max_seconds: float, min_seconds: float) 
     try:
         with warnings.catch_warnings():  # librosa warns before falling back to audioread; the reason is counted
             warnings.simplefilter("ignore")
-            wave, _ = librosa.load(path, sr=sample_rate, mono=True, duration=max_seconds)
+            wave, native_rate = librosa.load(path, sr=None, mono=False, duration=max_seconds)
     except Exception as err:  # noqa: BLE001 - any decoder failure means this one file is unusable
         return None, f"corrupt: {type(err).__name__}: {err}"
     if wave.size == 0:
         return None, "empty"
-    if not np.isfinite(wave).all():
-        return None, "corrupt: non-finite samples"
-    if wave.size < min_seconds * sample_rate:
+    finite = np.isfinite(wave)
+    if not finite.all():
+        return None, f"non_finite: {int(wave.size - finite.sum())} of {wave.size} samples are NaN or inf"
+    if wave.ndim == 2:
+        wave = wave.mean(axis=0)
+    if wave.size < min_seconds * native_rate:
         return None, "too_short"
-    if np.abs(wave).max() < SILENCE_PEAK:
-        return None, "silent"
+    offset = float(wave.mean())
+    if np.abs(wave - offset).max() < SILENCE_PEAK:
+        return (None, "silent") if abs(offset) < SILENCE_PEAK else (None, f"constant: DC offset {offset:+.3f} only")
+    peak = float(np.abs(wave).max())
+    if peak > 1.0:
+        return None, f"out_of_range: peak {peak:.2f} > 1 (float audio beyond full scale); normalise it and export again"
+    if native_rate != sample_rate:
+        wave = librosa.resample(wave, orig_sr=native_rate, target_sr=sample_rate)
     return np.clip(wave, -1.0, 1.0).astype(np.float32), "ok"
 
 
-def _decode_task(args: tuple[str, int, float, float]) -> tuple[np.ndarray | None, str]:
-    return decode(*args)
+def _decode_task(args: tuple[str, int, float, float]) -> tuple[np.ndarray | None, str, str]:
+    wave, reason = decode(*args)
+    return wave, reason, file_digest(args[0]) if wave is not None else ""
 
 
-def _decode_chunk(tasks: list[tuple[str, int, float, float]]) -> list[tuple[np.ndarray | None, str]]:
-    return [decode(*t) for t in tasks]
+def _decode_chunk(tasks: list[tuple[str, int, float, float]]) -> list[tuple[np.ndarray | None, str, str]]:
+    return [_decode_task(t) for t in tasks]
 
 
 RAY_CHUNK = 16  # files per Ray task
@@ -183,17 +210,21 @@ def ingest(
 
         pool = RayExecutor(address)
         futures = [pool.submit(_decode_chunk, tasks[i : i + RAY_CHUNK]) for i in range(0, len(tasks), RAY_CHUNK)]
-        results = [r for f in tqdm(futures, "decode", disable=not progress) for r in f.result()]
+        results = [r for f in progress_bar(futures, "decode", disable=not progress) for r in f.result()]
     elif n_workers > 1 and len(tasks) > 8:
         with ProcessPoolExecutor(n_workers, POOL_CONTEXT) as pool:
-            results = list(tqdm(pool.map(_decode_task, tasks, chunksize=4), "decode", len(tasks), disable=not progress))
+            results = list(progress_bar(pool.map(_decode_task, tasks, chunksize=4), "decode", len(tasks), disable=not progress))
     else:
-        results = [_decode_task(t) for t in tqdm(tasks, "decode", disable=not progress)]
+        results = [_decode_task(t) for t in progress_bar(tasks, "decode", disable=not progress)]
     kept, waves = [], []
-    for i, (wave, reason) in enumerate(results):
+    first_of: dict[str, str] = {}  # file digest -> id of the first row that used it
+    for i, (wave, reason, digest) in enumerate(results):
         if wave is None:
             skip(reason, rows.at[i, "path"])
+        elif digest in first_of:  # the same recording twice would sit in two splits: keep the first row only
+            skip(f"duplicate_audio: same file as id {first_of[digest]}", rows.at[i, "path"])
         else:
+            first_of[digest] = rows.at[i, "id"]
             kept.append(i)
             waves.append(wave)
     if not waves:

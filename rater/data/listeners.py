@@ -164,6 +164,9 @@ class Taste:
     ``kind="more"``: utility ``w * tanh((f - centre) / scale)`` (saturating, so no feature can be pushed to
     infinity for unbounded gain); a negative ``weight`` means less is better. ``kind="sweet"``: utility
     ``-w * (x - ideal)^2`` with ``x = (f - centre) / scale`` and each listener's ``ideal ~ N(0, ideal_sd)``.
+    ``kind="ceiling"``: utility ``-w * max(0, x)^2`` (free below the centre, a growing penalty above it);
+    ``kind="floor"``: ``-w * max(0, -x)^2`` (a penalty below the centre). They guard against hacks (leaps,
+    repeated notes, a tiny range) without rewarding the opposite extreme.
     Each listener's ``w = |weight| * LogNormal(0, WEIGHT_SIGMA)``.
     """
 
@@ -189,52 +192,87 @@ TASTES = (
 WEIGHT_SIGMA = 0.5  # spread of individual weights (log scale)
 BIAS_MEAN, BIAS_SD = -1.5, 0.5  # each listener's baseline inclination to like, in logits
 PLAYS_MEDIAN, PLAYS_SIGMA = 60.0, 1.5  # plays ~ LogNormal(ln(median), sigma), rounded, at least 1
-MORE = tuple(i for i, t in enumerate(TASTES) if t.kind == "more")
-SWEET = tuple(i for i, t in enumerate(TASTES) if t.kind == "sweet")
+
+
+def _kinds(tastes: tuple[Taste, ...], kind: str) -> list[int]:
+    return [i for i, t in enumerate(tastes) if t.kind == kind]
+
+
+MORE = tuple(_kinds(TASTES, "more"))
+SWEET = tuple(_kinds(TASTES, "sweet"))
 FEATURE_ORDER = tuple(FEATURE_NAMES.index(t.name) for t in TASTES)
 
 
 class ListenerPopulation:
-    """Seeded listeners; calling it on waveforms returns the gold score (expected like rate, in [0, 1])."""
+    """Seeded listeners; calling it on waveforms returns the gold score (expected like rate, in [0, 1]).
 
-    def __init__(self, n_listeners: int = 256, seed: int = 0, sample_rate: int = SAMPLE_RATE):
+    ``version=2`` (the default) hears melody in time (transcribed notes, expectancy, key stability, motifs,
+    meter, guards against leaps / repeats / tiny range; ``rater.data.listeners_v2``); ``version=1`` is the
+    round-1 population of time-averaged spectral features, kept for side-by-side tables.
+    """
+
+    def __init__(self, n_listeners: int = 256, seed: int = 0, sample_rate: int = SAMPLE_RATE, version: int = 2):
         if n_listeners < 1:
             raise ValueError(f"n_listeners must be at least 1, got {n_listeners}.")
+        if version not in (1, 2):
+            raise ValueError(f"version must be 1 (spectral statistics) or 2 (melody in time), got {version}.")
         self.n_listeners = int(n_listeners)
         self.seed = int(seed)
         self.sample_rate = int(sample_rate)
-        self.extract = FeatureExtractor(self.sample_rate)
-        rng = np.random.default_rng([self.seed, 0x115])
-        spread = rng.lognormal(0.0, WEIGHT_SIGMA, (len(TASTES), n_listeners))
-        strength = np.abs([t.weight for t in TASTES])[:, None] * spread
-        ideal = np.array([t.ideal_sd for t in TASTES])[:, None] * rng.standard_normal((len(TASTES), n_listeners))
-        self.bias = rng.normal(BIAS_MEAN, BIAS_SD, n_listeners)
-        sign = np.sign([t.weight for t in TASTES])[:, None]
-        more, sweet = list(MORE), list(SWEET)
-        # Rows of the (F', L) matrix: tanh terms, then x and x^2 of the sweet-spot features, then a constant.
+        self.version = int(version)
+        if version == 1:
+            self.extract = FeatureExtractor(self.sample_rate)
+            self.tastes, self.feature_names, stream, bias_mean = TASTES, FEATURE_NAMES, 0x115, BIAS_MEAN
+        else:
+            from rater.data import listeners_v2  # noqa: PLC0415 - v2 imports this module
+
+            self.extract = listeners_v2.FeatureExtractorV2(self.sample_rate)
+            self.tastes, self.feature_names = listeners_v2.TASTES_V2, listeners_v2.FEATURE_NAMES_V2
+            stream, bias_mean = 0x2115, listeners_v2.BIAS_MEAN_V2
+        tastes = self.tastes
+        n_tastes = len(tastes)
+        rng = np.random.default_rng([self.seed, stream])
+        spread = rng.lognormal(0.0, WEIGHT_SIGMA, (n_tastes, n_listeners))
+        strength = np.abs([t.weight for t in tastes])[:, None] * spread
+        ideal = np.array([t.ideal_sd for t in tastes])[:, None] * rng.standard_normal((n_tastes, n_listeners))
+        self.bias = rng.normal(bias_mean, BIAS_SD, n_listeners)
+        sign = np.sign([t.weight for t in tastes])[:, None]
+        more, sweet = _kinds(tastes, "more"), _kinds(tastes, "sweet")
+        hinges = _kinds(tastes, "ceiling") + _kinds(tastes, "floor")
+        self._more, self._sweet, self._hinges = more, sweet, hinges
+        self._order = [self.feature_names.index(t.name) for t in tastes]
+        self._centre = np.array([t.centre for t in tastes])
+        self._scale = np.array([t.scale for t in tastes])
+        self._ceiling = np.array([t.kind == "ceiling" for t in tastes])
+        # Rows of the (F', L) matrix: tanh terms, x and x^2 of the sweet-spot features, hinge^2 terms, constant.
         self.weights = np.concatenate(
             [
                 sign[more] * strength[more],
                 2 * strength[sweet] * ideal[sweet],
                 -strength[sweet],
+                -strength[hinges],
                 -(strength[sweet] * ideal[sweet] ** 2).sum(axis=0, keepdims=True) + self.bias[None],
             ]
         )
 
     def features(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        """Raw perceptual features, shape (N, len(FEATURE_NAMES)), columns in FEATURE_NAMES order."""
+        """Raw perceptual features, shape (N, len(self.feature_names)), columns in that order."""
         if isinstance(waves, np.ndarray) and waves.ndim == 1:
             raise ValueError("Pass a batch (a list of waveforms or a 2-D array), not a single 1-D waveform.")
-        return np.array([self.extract(w) for w in waves], dtype=np.float64).reshape(len(waves), len(FEATURE_NAMES))
+        n = len(self.feature_names)
+        return np.array([self.extract(w) for w in waves], dtype=np.float64).reshape(len(waves), n)
 
     def design(self, features: np.ndarray) -> np.ndarray:
         """Standardised utility terms (N, F') so that logits = design @ weights."""
-        ordered = features[:, FEATURE_ORDER]
-        centre = np.array([t.centre for t in TASTES])
-        scale = np.array([t.scale for t in TASTES])
-        x = (ordered - centre) / scale
+        x = (features[:, self._order] - self._centre) / self._scale
+        if self.version == 2:
+            from rater.data import listeners_v2  # noqa: PLC0415
+
+            x = listeners_v2.adjust(x, features, self.tastes, self.feature_names)
+        hinge = np.where(self._ceiling, np.maximum(x, 0.0), np.maximum(-x, 0.0)) ** 2
         ones = np.ones((len(features), 1))
-        return np.concatenate([np.tanh(x[:, MORE]), x[:, SWEET], x[:, SWEET] ** 2, ones], axis=1)
+        sweet = x[:, self._sweet]
+        return np.concatenate([np.tanh(x[:, self._more]), sweet, sweet**2, hinge[:, self._hinges], ones], axis=1)
 
     def like_probabilities(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         """Each listener's probability of liking each clip, shape (N, n_listeners)."""
@@ -257,11 +295,13 @@ class ListenerPopulation:
         return plays, likes
 
 
-_DEFAULT: dict[int, ListenerPopulation] = {}
+GOLD_VERSION = 2  # the default listeners (data build, judges, oracle); 1 = round-1 spectral statistics
+_DEFAULT: dict[tuple[int, int], ListenerPopulation] = {}
 
 
-def gold_score(waves: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Gold score of each waveform under the default population (seed 0, 256 listeners)."""
-    if sample_rate not in _DEFAULT:
-        _DEFAULT[sample_rate] = ListenerPopulation(sample_rate=sample_rate)
-    return _DEFAULT[sample_rate](waves)
+def gold_score(waves: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE, version: int = GOLD_VERSION) -> np.ndarray:
+    """Gold score of each waveform under the default population (seed 0, 256 listeners, ``version``)."""
+    key = (int(sample_rate), int(version))
+    if key not in _DEFAULT:
+        _DEFAULT[key] = ListenerPopulation(sample_rate=sample_rate, version=version)
+    return _DEFAULT[key](waves)
