@@ -103,8 +103,9 @@ def read_config(run_dir: Path) -> dict:
 def run_from_checkpoint(path: str | os.PathLike) -> Run:
     """The run an SB3 checkpoint zip belongs to (``runs/<name>/checkpoints/<file>.zip``)."""
     checkpoint = Path(path)
-    if not checkpoint.is_file():
-        raise SystemExit(f"--checkpoint {checkpoint} does not exist; pass a zip under runs/<name>/checkpoints/.")
+    if not checkpoint.exists():
+        raise SystemExit(f"--checkpoint {checkpoint} does not exist; pass a zip (or, for --backend ray runs, a "
+                         "folder) under runs/<name>/checkpoints/.")
     run_dir = checkpoint.parent.parent
     config = read_config(run_dir)
     if config.get("algo") not in SB3_ALGOS:
@@ -121,8 +122,9 @@ def find_runs(runs_dir: str | os.PathLike, agent: str = "") -> list[Run]:
         config = read_config(run_dir)
         kind = config.get("algo") or config.get("agent")
         if kind in SB3_ALGOS:
-            checkpoints = [run_dir / "checkpoints" / f"{n}.zip" for n in ("best", "latest")]
-            found = [c for c in checkpoints if c.is_file()]
+            suffix = "" if config.get("backend") == "ray" else ".zip"  # Ray runs: RLlib checkpoint folders
+            checkpoints = [run_dir / "checkpoints" / f"{n}{suffix}" for n in ("best", "latest")]
+            found = [c for c in checkpoints if c.exists()]
             if not found:
                 continue
             run = Run(run_dir.name, kind, run_dir, config, found[0])
@@ -137,6 +139,15 @@ def find_runs(runs_dir: str | os.PathLike, agent: str = "") -> list[Run]:
         if run.kind not in newest or stamp > newest[run.kind][0]:
             newest[run.kind] = (stamp, run)
     return [run for _, run in sorted(newest.values(), key=lambda item: -item[0])]
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """Hash of an SB3 zip, or of the policy weights inside an RLlib checkpoint folder (Ray runs)."""
+    if path.is_dir():
+        from agents.rllib_policy import checkpoint_hash  # noqa: PLC0415
+
+        return checkpoint_hash(path)
+    return file_hash(path)
 
 
 def dream_wavs(run_dir: Path) -> list[Path]:
@@ -184,7 +195,12 @@ def policy_groups(run: Run, episodes: int, seed: int) -> list[Group]:
     so every deterministic episode is the same piece)."""
     from agents.sb3 import ALGOS  # noqa: PLC0415 - imports SB3's heavy algorithms only when a policy is evaluated
 
-    model = ALGOS[run.kind].load(run.checkpoint, device="cpu")
+    if run.config.get("backend") == "ray":
+        from agents.rllib_policy import RLlibPolicy  # noqa: PLC0415 - needs the ray extra
+
+        model = RLlibPolicy(run.checkpoint)
+    else:
+        model = ALGOS[run.kind].load(run.checkpoint, device="cpu")
     env_kwargs = {"sample_rate": int(run.config["sample_rate"])} if "sample_rate" in run.config else None
     groups = []
     for mode, deterministic, n in (("stochastic", False, episodes), ("deterministic", True, 1)):
@@ -460,7 +476,7 @@ def evaluate(args: Args) -> dict:
             "rater": {"path": str(judges.rater_path), "hash": judges.rater_hash, "sample_rate": sample_rate,
                       "heldout_members": len(judges.heldout)},
             "runs": {r.name: {"kind": r.kind, "checkpoint": str(r.checkpoint) if r.checkpoint else None,
-                              "checkpoint_sha256": file_hash(r.checkpoint) if r.checkpoint else None,
+                              "checkpoint_sha256": checkpoint_sha256(r.checkpoint) if r.checkpoint else None,
                               "train_seed": r.config.get("seed"), "rater_hash": r.config.get("rater_hash")}
                      for r in runs},
             "judges": JUDGES_NOTE,

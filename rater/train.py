@@ -90,6 +90,7 @@ class Args:
     aux_weight: float = field(default=0.0, metadata={"help": "tonal arch: weight of the auxiliary piano-roll/onset loss (needs clips with known notes; 0 = off)"})
     baselines: bool = field(default=True, metadata={"help": "report rows: a single seed-arch network on the reward pool and ridge on the listeners' features"})
     resume: bool = field(default=False, metadata={"help": "continue from <out>/checkpoints/last.pt"})
+    address: str = field(default="", metadata={"help": "train the members as parallel Ray tasks: host:port, auto or local (empty: here, one after another)"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads; fixed because the thread count changes the rater's floats (0 = all cores: faster on big machines, numbers then depend on the core count)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
@@ -429,6 +430,55 @@ def aux_loss(logits: torch.Tensor, notes: list, starts: np.ndarray, lengths: tor
     return (loss * mask).sum() / mask.sum()
 
 
+class ScalarLog:
+    """A stand-in for the TensorBoard writer inside a Ray task: records ``add_scalar`` calls for the driver to replay."""
+
+    def __init__(self) -> None:
+        self.scalars: list[tuple[str, float, int]] = []
+
+    def add_scalar(self, tag: str, value, step: int) -> None:
+        self.scalars.append((tag, float(value), int(step)))
+
+
+def _member_task(job: dict, k: int, tag: str):
+    """One member in a Ray task: the same ``train_member`` call, seeds and thread count as a local run."""
+    import ray  # noqa: PLC0415
+
+    args = job["args"]
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    log = ScalarLog()
+    record = train_member(k, args.arch, job["config"], job["rows"][k], job["cache"], job["frontend_config"], job["z"],
+                          job["val"], args, torch.device(job["device"]), log, tag, None, None, job["notes"])  # fmt: skip
+    return ray.get_runtime_context().get_node_id(), record, log.scalars
+
+
+LAST_RAY_NODES: dict = {}  # tasks per Ray node of the last ``members_on_ray`` in this process (tests, benchmarks)
+
+
+def members_on_ray(job: dict, members: list[int], tags: list[str], address: str) -> list[tuple[dict, list]]:
+    """Train ``members`` as parallel Ray tasks (``--threads`` CPUs each) and return (record, scalars) in order."""
+    from studio.cluster import connect, require_ray  # noqa: PLC0415
+
+    ray = require_ray()
+    connect(address)
+    threads = job["args"].threads or 1
+    task = ray.remote(num_cpus=threads, num_gpus=1 if job["device"].startswith("cuda") else 0, max_retries=2,
+                      scheduling_strategy="SPREAD")(_member_task)  # fmt: skip
+    job_ref = ray.put(job)
+    results = ray.get([task.remote(job_ref, k, tag) for k, tag in zip(members, tags)])
+    LAST_RAY_NODES.clear()
+    for node, _, _ in results:
+        LAST_RAY_NODES[node] = LAST_RAY_NODES.get(node, 0) + 1
+    if job["args"].progress:
+        print(f"Ray: {len(members)} member(s) trained on {len(LAST_RAY_NODES)} node(s).")
+    return [(record, scalars) for _, record, scalars in results]
+
+
+def train_args(args: Args) -> dict:
+    """The flags recorded in the frozen checkpoint: all but where the work ran (``--address``)."""
+    return {k: v for k, v in asdict(args).items() if k != "address"}
+
+
 def load_member(arch: str, config, state: dict, device: torch.device) -> torch.nn.Module:
     model = new_model(arch, config)
     model.load_state_dict(state)
@@ -486,15 +536,29 @@ def main(argv: list[str] | None = None) -> dict:
         from rater.notes import clip_notes  # noqa: PLC0415
 
         notes = clip_notes(clips, Path(args.data).parent / ".cache")
-    for k in range(len(state["members"]), n_members):
-        current = state.get("current") if (state.get("current") or {}).get("member") == k else None
-        tag = f"{roles[k]}{k}"
-        record = train_member(k, args.arch, config, member_rows[k], cache, frontend.config, z, val, args, device,
-                              writer, tag, current, on_epoch, notes)  # fmt: skip
+    def add_member(k: int, record: dict) -> None:
         state["members"].append({**record, "role": roles[k], "n_rows": int(len(member_rows[k])),
                                  "n_pieces": int(len(set(meta["source"].iloc[member_rows[k]])))})  # fmt: skip
         state["current"] = None
         save_state()
+
+    todo = list(range(len(state["members"]), n_members))
+    if args.address and todo:  # members as parallel Ray tasks, saved to last.pt once all have finished
+        if state.get("current") is not None:
+            print("--address: the half-trained member in last.pt restarts from epoch 0 (Ray tasks resume whole members).")
+        job = {"args": args, "config": config, "rows": member_rows, "cache": cache, "frontend_config": frontend.config,
+               "z": z, "val": val, "device": str(device), "notes": notes}  # fmt: skip
+        for k, (record, scalars) in zip(todo, members_on_ray(job, todo, [f"{roles[k]}{k}" for k in todo], args.address)):
+            for name, value, epoch in scalars:
+                writer.add_scalar(name, value, epoch)
+            add_member(k, record)
+        todo = []
+    for k in todo:
+        current = state.get("current") if (state.get("current") or {}).get("member") == k else None
+        tag = f"{roles[k]}{k}"
+        record = train_member(k, args.arch, config, member_rows[k], cache, frontend.config, z, val, args, device,
+                              writer, tag, current, on_epoch, notes)  # fmt: skip
+        add_member(k, record)
     writer.flush()
     train_seconds = time.perf_counter() - started
     train_cpu_seconds = time.process_time() - cpu_started
@@ -575,7 +639,7 @@ def main(argv: list[str] | None = None) -> dict:
     writer.close()
     frozen = build_checkpoint(
         [m["state"] for m in state["members"]], config, frontend.config, p_mean, p_std, arch=args.arch, roles=roles,
-        rule=args.combine, lam=lam, data_hash=clips.data_hash, train_args=asdict(args), test_metrics=rows,
+        rule=args.combine, lam=lam, data_hash=clips.data_hash, train_args=train_args(args), test_metrics=rows,
     )  # fmt: skip
     save_checkpoint(frozen, ckpt_dir / "rater.pt")
     write_json(out / "report.json", report)

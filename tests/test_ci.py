@@ -52,9 +52,9 @@ def test_ci_run_installs_chromium_only_when_missing_and_sudo_only_when_not_root(
     assert result.returncode == 0, result.stderr
     calls = log.read_text().splitlines()
     if has_chromium:
-        assert calls == ["make test CI=true"]
+        assert calls == ["make test CI=true", "make test-ray CI=true"]
         return
     sudo = ["sudo"] if uid else []
     assert calls == [*sudo, "apt-get update -qq DEBIAN_FRONTEND=", *sudo,
                      "apt-get install -y -qq --no-install-recommends chromium chromium-driver DEBIAN_FRONTEND=noninteractive",
-                     "make test CI=true"]
+                     "make test CI=true", "make test-ray CI=true"]

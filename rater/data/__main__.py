@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--fma-root", help="folder with fma_metadata/tracks.csv and fma_small/ (or _medium, ...)")
     build.add_argument("--max-seconds", type=float, default=30.0, help="crop user audio to this length (default 30)")
     build.add_argument("--cache-dir", help="parsed-note cache for the default build (default: <out>/../.cache)")
+    build.add_argument("--address", help="parse/render (default build) or decode (--manifest, --fma-root) on Ray "
+                       "tasks: host:port of a cluster, auto, or local (needs the ray extra; output is byte-identical "
+                       "to the local build)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars or summary")
     return parser.parse_args(argv)
 
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             max_seconds=args.max_seconds,
             workers=args.workers,
             progress=progress,
+            address=args.address,
         )
         return 0
     from rater.data.build import build_default_dataset  # noqa: PLC0415
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         progress=progress,
         cache_dir=args.cache_dir,
+        address=args.address,
     )
     return 0
 

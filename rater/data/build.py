@@ -40,6 +40,7 @@ STRENGTH_BINS = (0.0, 0.35, 0.7, 1.0)  # degraded clips only; clean ones are "no
 POOL_CONTEXT = multiprocessing.get_context("forkserver")
 
 _WORKER: dict = {}
+_LAST_BUILD: dict = {}  # tasks per Ray node of the last build in this process (for tests and benchmarks)
 
 
 def _init_worker(soundfont: str, sample_rate: int, seed: int) -> None:
@@ -312,6 +313,7 @@ def build_default_dataset(
     sample_rate: int = SAMPLE_RATE,
     tune_sources: dict[str, int] | None = None,
     melody_fraction: float = melodies.MELODY_FRACTION,
+    address: str | None = None,
 ) -> Clips:
     """Build (or load, when nothing changed) the default dataset in ``out_dir`` and write ``report.json``.
 
@@ -319,7 +321,8 @@ def build_default_dataset(
     rest excerpts. ``workers``: processes (default: all cores; 0 runs in this process). ``sources``: files per
     corpus collection for excerpts and melodies (default ``corpus.DEFAULT_SOURCES``). ``tune_sources``: tunes
     per ABC collection for melodies only (default ``melodies.TUNE_SOURCES``). ``cache_dir``: parsed-note cache
-    (default ``<out_dir>/../.cache``).
+    (default ``<out_dir>/../.cache``). ``address``: run the parse and render tasks on Ray instead of a process
+    pool (``host:port``, ``auto`` or ``local``; see ``studio/cluster.py``); the output is the same bytes.
     """
     if n_clips < 1:
         raise ValueError(f"n_clips must be at least 1, got {n_clips}.")
@@ -344,11 +347,14 @@ def build_default_dataset(
     n_melodies = int(round(melody_fraction * n_clips))
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     initargs = (str(font), sample_rate, seed)
-    pool = (
-        _InProcess(_init_worker, initargs)
-        if n_workers == 0
-        else ProcessPoolExecutor(n_workers, POOL_CONTEXT, initializer=_init_worker, initargs=initargs)
-    )
+    if address is not None:
+        from studio.cluster import RayExecutor  # noqa: PLC0415 - Ray is an optional extra
+
+        pool = RayExecutor(address, _init_worker, initargs)
+    elif n_workers == 0:
+        pool = _InProcess(_init_worker, initargs)
+    else:
+        pool = ProcessPoolExecutor(n_workers, POOL_CONTEXT, initializer=_init_worker, initargs=initargs)
     with pool:
         pieces, tune_pieces, read = parse_sources(sources, tune_sources, cache, pool, progress)
         specs = corpus.plan_clips(pieces, n_clips - n_melodies, seed) if n_clips > n_melodies else []
@@ -373,6 +379,9 @@ def build_default_dataset(
                 gold.append(chunk_gold)
                 bar.update(len(chunk_waves))
     gold = np.concatenate(gold)
+    if address is not None and progress:
+        print(f"Ray tasks per node: {dict(pool.nodes)}")
+    _LAST_BUILD["nodes"] = dict(getattr(pool, "nodes", {}))
     population = ListenerPopulation(seed=seed, sample_rate=sample_rate)
     plays, likes = population.simulate_counts(gold, np.random.default_rng([seed, 1]))
     split_of = assign_splits([p.id for p in pieces + tune_pieces], seed)

@@ -160,6 +160,13 @@ def _decode_task(args: tuple[str, int, float, float]) -> tuple[np.ndarray | None
     return wave, reason, file_digest(args[0]) if wave is not None else ""
 
 
+def _decode_chunk(tasks: list[tuple[str, int, float, float]]) -> list[tuple[np.ndarray | None, str, str]]:
+    return [_decode_task(t) for t in tasks]
+
+
+RAY_CHUNK = 16  # files per Ray task
+
+
 def ingest(
     rows: pd.DataFrame,
     out_dir: str | os.PathLike,
@@ -169,8 +176,13 @@ def ingest(
     min_seconds: float = 1.0,
     workers: int | None = None,
     progress: bool = True,
+    address: str | None = None,
 ) -> tuple[Clips, dict]:
-    """Decode every valid row, skip and count the bad ones, save Clips and ``report.json`` in ``out_dir``."""
+    """Decode every valid row, skip and count the bad ones, save Clips and ``report.json`` in ``out_dir``.
+
+    ``address``: decode on Ray tasks (``host:port``, ``auto`` or ``local``; every node must read the audio
+    paths); the output is the same bytes as a local ingest.
+    """
     if max_seconds < min_seconds or min_seconds <= 0:
         raise ValueError(f"Need 0 < min_seconds <= max_seconds, got min={min_seconds}, max={max_seconds}.")
     skipped: Counter = Counter()
@@ -193,7 +205,13 @@ def ingest(
 
     tasks = [(path, sample_rate, max_seconds, min_seconds) for path in rows["path"]]
     n_workers = (os.cpu_count() or 1) if workers is None else workers
-    if n_workers > 1 and len(tasks) > 8:
+    if address is not None:
+        from studio.cluster import RayExecutor  # noqa: PLC0415 - Ray is an optional extra
+
+        pool = RayExecutor(address)
+        futures = [pool.submit(_decode_chunk, tasks[i : i + RAY_CHUNK]) for i in range(0, len(tasks), RAY_CHUNK)]
+        results = [r for f in progress_bar(futures, "decode", disable=not progress) for r in f.result()]
+    elif n_workers > 1 and len(tasks) > 8:
         with ProcessPoolExecutor(n_workers, POOL_CONTEXT) as pool:
             results = list(progress_bar(pool.map(_decode_task, tasks, chunksize=4), "decode", len(tasks), disable=not progress))
     else:
