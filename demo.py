@@ -1,7 +1,8 @@
 """`make demo`: the main job on the built-in default data, stage by stage, ending with each stage's wall time.
 
     data      python -m rater.data build            the default dataset (likes by the SIMULATED listeners)
-    rater     python train.py --agent rater         the rater ensemble, frozen as the reward
+    rater     python train.py --agent rater         the rater ensemble, frozen as the reward (the demo skips the
+                                                    baseline rows: run it without --no-baselines for the table)
     prior     python train.py --agent prior         the real-music prior the policy starts from
     RL        python train.py --agent ppo           PPO from the prior under KL control, watched by the judges
     evaluate  python evaluate.py                    WAVs, MIDI and the report with players
@@ -35,7 +36,7 @@ def stages(seed: int) -> list[tuple[str, list[str] | None]]:
     return [
         ("data", [py, "-m", "rater.data", "build", "--seed", str(seed)]),
         ("rater", None if (RUNS / "rater" / "checkpoints" / "rater.pt").exists()
-         else [py, "train.py", "--agent", "rater", "--seed", str(seed)]),
+         else [py, "train.py", "--agent", "rater", "--seed", str(seed), "--no-baselines"]),
         ("prior", None if (RUNS / "prior" / "prior.pt").exists()
          else [py, "train.py", "--agent", "prior", "--seed", str(seed)]),
         ("RL", [py, *rl]),

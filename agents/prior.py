@@ -28,7 +28,7 @@ from torch import nn
 
 from studio import grid as env_grid
 from studio.files import atomic_path
-from studio.grid import HOLD, NOTE, REST, skyline  # noqa: F401 - skyline (the top line) re-exported for callers
+from studio.grid import HOLD, REST, skyline  # noqa: F401 - skyline (the top line) re-exported for callers
 from studio.theory import Note, diversity, interval_histogram, interval_js, mean_theory_stats
 
 # The collections the evaluation keeps for itself (ARCHITECTURE.md): never read by the prior.
