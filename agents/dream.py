@@ -43,7 +43,23 @@ N_FFT, HOP = 512, 128
 
 
 @dataclass
-class DreamConfig:
+class ObjectiveConfig:
+    """The dreaming objective's terms and the critic's schedule (``dream_objective``, ``critic_step``), shared by
+    raw-waveform and note-space dreaming."""
+
+    robust: bool = False
+    max_shift: float = 0.25
+    tv_weight: float = 0.0
+    hf_weight: float = 0.0
+    adv_weight: float = 0.0
+    disc_every: int = 5
+    disc_steps: int = 1
+    disc_lr: float = 1e-3
+    log_every: int = 10
+
+
+@dataclass
+class DreamConfig(ObjectiveConfig):
     """Everything that shapes one dreaming run (a run's settings, not its inputs)."""
 
     seconds: float = 4.0
@@ -55,16 +71,7 @@ class DreamConfig:
     bound: str = "tanh"
     peak: float = 0.95
     init_rms: float = 0.1
-    robust: bool = False
-    max_shift: float = 0.25
     pitch_semitones: float = 0.0
-    tv_weight: float = 0.0
-    hf_weight: float = 0.0
-    adv_weight: float = 0.0
-    disc_every: int = 5
-    disc_steps: int = 1
-    disc_lr: float = 1e-3
-    log_every: int = 10
 
     def __post_init__(self):
         if self.param not in PARAMS:

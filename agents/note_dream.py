@@ -24,7 +24,7 @@ from torch import nn
 
 from agents.diff_piano import DiffPiano, PianoGrid, notes_from_roll, render_fluidsynth, roll_from_notes
 from agents.discriminator import Discriminator, RealCrops, balanced_accuracy
-from agents.dream import ascend, critic_step, dream_objective, log_row
+from agents.dream import ObjectiveConfig, ascend, critic_step, dream_objective, log_row
 from studio.theory import edit_distance, pitch_sequence
 from rater.augment import AugmentConfig
 
@@ -36,7 +36,7 @@ OTHER_LOGIT = 5.0  # -: every other class, so the softmax's leftover mass (the s
 
 
 @dataclass
-class NoteDreamConfig:
+class NoteDreamConfig(ObjectiveConfig):
     """One note-space dreaming run (gradient or CMA-ES): search budget and the objective's terms."""
 
     steps: int = 200
@@ -45,15 +45,9 @@ class NoteDreamConfig:
     n_clips: int = 8
     hard_from: float = 0.5
     init_notes: float = 0.75
-    robust: bool = True
-    max_shift: float = 0.25
+    robust: bool = True  # the objective's other terms: ObjectiveConfig's defaults
     tv_weight: float = 0.05
     hf_weight: float = 0.3
-    adv_weight: float = 0.0
-    disc_every: int = 5
-    disc_steps: int = 1
-    disc_lr: float = 1e-3
-    log_every: int = 10
     cma_sigma: float = 0.25
 
     def __post_init__(self):
